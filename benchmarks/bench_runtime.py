@@ -1,0 +1,128 @@
+"""Per-stage runtime cost of the PoseEstimator: crop, inference and decode per person, for 1/4/16 persons a frame.
+
+    python benchmarks/bench_runtime.py                    # the stand-in 0.3-GFLOP 256x192 model, a real COCO frame
+    python benchmarks/bench_runtime.py --model pose.onnx  # any carded model
+
+Writes benchmarks/results/runtime_core.json (with the machine) and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import bench_model  # noqa: E402
+from edgepose.io import atomic_write_text, read_image  # noqa: E402
+from edgepose.pipeline import PoseEstimator  # noqa: E402
+
+DEFAULT_FRAME = ROOT.parent / "shared" / "data" / "coco_val_samples" / "000000196141.jpg"
+
+
+def environment(threads: int | None) -> dict:
+    """What the numbers were measured on."""
+    import cv2
+    import onnxruntime
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
+            "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__, "ort_threads": threads or "default"}
+
+
+def spread_boxes(n: int, frame_shape, rng) -> np.ndarray:
+    """``n`` person-shaped boxes at random places in the frame."""
+    height, width = frame_shape[:2]
+    h = rng.uniform(0.3, 0.9, n) * height
+    w = h * rng.uniform(0.3, 0.6, n)
+    x1, y1 = rng.uniform(0, width - w), rng.uniform(0, height - h)
+    return np.stack([x1, y1, x1 + w, y1 + h], 1)
+
+
+def stats(samples: list[float]) -> dict:
+    """Median / p90 / p99 / max in milliseconds."""
+    ms = np.asarray(samples) * 1e3
+    return {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)),
+            "p99": float(np.percentile(ms, 99)), "max": float(ms.max())}
+
+
+def bench(estimator: PoseEstimator, frame, boxes, iters: int, warmup: int) -> dict:
+    """Time crop, inference, decode and end to end on the same frame and boxes."""
+    times = {"crop": [], "infer": [], "decode": [], "end_to_end": []}
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        batch, affine = estimator.cropper(frame, boxes)
+        t1 = time.perf_counter()
+        outputs = estimator.infer(batch)
+        t2 = time.perf_counter()
+        estimator.decode(outputs, affine)
+        t3 = time.perf_counter()
+        estimator(frame, boxes)
+        t4 = time.perf_counter()
+        if i >= warmup:
+            for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                times[key].append(dt)
+    return {key: stats(v) for key, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write the results file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="carded ONNX pose model (default: the stand-in network)")
+    parser.add_argument("--frame", default=str(DEFAULT_FRAME), help="image to crop from")
+    parser.add_argument("--persons", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--iters", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: ORT's choice)")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "runtime_core.json"))
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or bench_model.build(os.path.join(tmp, "bench.onnx"))
+        options = {"threads": args.threads} if args.threads else {}
+        frame = read_image(args.frame) if os.path.isfile(args.frame) else np.random.default_rng(0).integers(
+            0, 256, (480, 640, 3), dtype=np.uint8)
+        rows = []
+        with PoseEstimator(model, backend_options=options) as estimator:
+            for n in args.persons:
+                boxes = spread_boxes(n, frame.shape, np.random.default_rng(n))
+                result = bench(estimator, frame, boxes, args.iters, args.warmup)
+                per_person = {k: v["median"] / n for k, v in result.items()}
+                rows.append({"persons": n, "stages_ms": result, "per_person_ms": per_person,
+                             "crop_decode_per_person_ms": per_person["crop"] + per_person["decode"],
+                             "crop_decode_over_infer": (per_person["crop"] + per_person["decode"]) / per_person["infer"]})
+    record = {"benchmark": "runtime_core", "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+              "model": args.model or f"stand-in {bench_model.CARD.name} ({bench_model.gflops():.2f} GFLOPs)",
+              "frame": os.path.basename(args.frame), "frame_shape": list(frame.shape), "iters": args.iters,
+              "environment": environment(args.threads), "rows": rows}
+    atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
+    print(f"model: {record['model']}; frame {frame.shape[1]}x{frame.shape[0]}; {record['environment']['cpu']}")
+    print("| persons | crop ms/person | infer ms/person | decode ms/person | crop+decode ms/person | (crop+decode)/infer |"
+          " end-to-end ms/frame (p90) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        p = r["per_person_ms"]
+        e2e = r["stages_ms"]["end_to_end"]
+        print(f"| {r['persons']} | {p['crop']:.3f} | {p['infer']:.2f} | {p['decode']:.3f} | "
+              f"{r['crop_decode_per_person_ms']:.3f} | {100 * r['crop_decode_over_infer']:.1f}% | "
+              f"{e2e['median']:.2f} ({e2e['p90']:.2f}) |")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

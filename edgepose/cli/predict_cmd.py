@@ -1,0 +1,70 @@
+"""``edgepose predict``: poses for images, folders and videos; COCO results json plus annotated media."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+HELP = "estimate poses in images, folders or videos; writes predictions.json and annotated media"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgepose predict``."""
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders of images, or video files")
+    parser.add_argument("--model", required=True, help="pose model (.onnx)")
+    parser.add_argument("--card", help="model card (YAML/JSON) for a model without an embedded one")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--detector", help="person detector (YOLOX ONNX)")
+    group.add_argument("--boxes", help="person boxes: COCO detection results json, or {file_name: [[x,y,w,h,s]]}")
+    parser.add_argument("--coco", help="COCO annotation json: image ids are matched by file name")
+    parser.add_argument("--box-threshold", type=float, default=0.0, help="drop given boxes scoring below this")
+    parser.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
+    parser.add_argument("--pose-nms", type=float, default=0.9, help="OKS threshold of pose NMS on detector boxes")
+    parser.add_argument("--no-pose-nms", action="store_true", help="keep every detector box's pose")
+    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--out", default="edgepose_out", help="output folder (default: edgepose_out)")
+    parser.add_argument("--no-draw", action="store_true", help="write predictions.json only")
+
+
+def _warn(message: str) -> None:
+    print(f"edgepose predict: warning: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the estimator over every input; items that fail are skipped with a warning."""
+    from edgepose.cocofiles import image_ids, load_boxes
+    from edgepose.errors import InputError
+    from edgepose.io import atomic_write_text
+    from edgepose.pipeline import PoseEstimator
+    from edgepose.sources import collect_inputs
+
+    if args.detector is None and args.boxes is None:
+        raise InputError("give person boxes: --detector DET.onnx or --boxes BOXES.json")
+    items = collect_inputs(args.inputs)
+    ids = image_ids(args.coco) if args.coco else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        boxes = load_boxes(args.boxes, ids, args.box_threshold) if args.boxes else None
+    for w in caught:
+        _warn(str(w.message))
+    options = {"threads": args.threads} if args.threads else {}
+    estimator = PoseEstimator(args.model, card=args.card, detector=args.detector, flip=args.flip,
+                              pose_nms=None if args.no_pose_nms else args.pose_nms, backend_options=options)
+    from edgepose.cli.predict_items import ItemRunner
+
+    runner = ItemRunner(estimator, args.out, boxes=boxes, ids=ids, draw=not args.no_draw)
+    results, done = [], 0
+    with estimator:
+        for item in items:
+            try:
+                results += runner.run(item)
+                done += 1
+            except InputError as exc:
+                _warn(f"skipped {item.path}: {exc}")
+    path = os.path.join(args.out, "predictions.json")
+    atomic_write_text(path, json.dumps(results) + "\n")
+    print(f"{len(results)} poses from {done}/{len(items)} inputs -> {path}")
+    return 0 if done else 1

@@ -1,0 +1,60 @@
+"""COCO keypoint evaluation with pycocotools (the [eval] extra): the standard 10 numbers."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+
+from edgepose.errors import InputError, require
+
+STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+
+
+def _load_json(path: str, what: str):
+    if not os.path.isfile(path):
+        raise InputError(f"{what} file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} file {path} is not valid JSON: {exc}") from exc
+
+
+def coco_keypoint_eval(gt_path: str | os.PathLike, pred_path: str | os.PathLike, verbose: bool = True) -> dict:
+    """Evaluate COCO keypoint results against ground truth; returns {AP, AP50, ..., ARl}.
+
+    ``verbose`` prints pycocotools' own summary (the standard 10 lines).
+    """
+    require("pycocotools", "eval", "COCO evaluation")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt_path, pred_path = os.fspath(gt_path), os.fspath(pred_path)
+    gt_data = _load_json(gt_path, "ground-truth")
+    preds = _load_json(pred_path, "predictions")
+    if not isinstance(gt_data, dict) or "annotations" not in gt_data or "images" not in gt_data:
+        raise InputError(f"{gt_path} is not a COCO annotation file (needs 'images' and 'annotations')")
+    if not isinstance(preds, list) or not preds:
+        raise InputError(f"{pred_path} holds no predictions (expected a non-empty COCO results list)")
+    bad = [p for p in preds if not isinstance(p, dict) or not {"image_id", "keypoints", "score"} <= set(p)]
+    if bad:
+        raise InputError(f"{pred_path}: every result needs image_id, keypoints and score; first bad entry: {bad[0]}")
+    gt_ids = {img["id"] for img in gt_data["images"]}
+    unknown = sorted({p["image_id"] for p in preds} - gt_ids, key=str)
+    if unknown:
+        raise InputError(
+            f"{pred_path} has image_ids not in {gt_path}: {unknown[:5]} (predict with --coco {gt_path} to match ids)"
+        )
+    quiet = contextlib.redirect_stdout(io.StringIO())
+    with quiet:
+        coco_gt = COCO(gt_path)
+        coco_dt = coco_gt.loadRes(preds)
+    evaluator = COCOeval(coco_gt, coco_dt, "keypoints")
+    evaluator.params.useSegm = None
+    with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return {name: float(v) for name, v in zip(STAT_NAMES, evaluator.stats)}

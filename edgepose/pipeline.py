@@ -1,0 +1,158 @@
+"""PoseEstimator: person boxes -> crop -> one batched inference -> decode -> keypoints in frame pixels."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgepose.affine import Affine, validate_boxes
+from edgepose.backends import Backend, open_backend
+from edgepose.card import ModelCard
+from edgepose.codecs import build_codec
+from edgepose.coco import flip_index
+from edgepose.contract import bind, card_from_metadata
+from edgepose.errors import InputError
+from edgepose.pose_nms import instance_scores, pose_nms
+from edgepose.preprocess import Cropper, validate_frame
+
+STAGES = ("detect", "crop", "infer", "decode")
+
+
+@dataclass
+class Poses:
+    """The persons of one frame, in frame pixels: ``xy`` (N,K,2), ``scores`` (N,K), ``boxes`` (N,4) xyxy,
+    ``box_scores`` (N,). ``meta`` holds how they were made (batch mode, per-stage seconds)."""
+
+    xy: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    box_scores: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.xy)
+
+    def instance_scores(self, keypoint_threshold: float = 0.2) -> np.ndarray:
+        """Per-person score: box score times the mean of keypoint scores above the threshold (MMPose's rescoring)."""
+        return instance_scores(self.box_scores, self.scores, keypoint_threshold)
+
+    def to_coco(self, image_id: int | str, category_id: int = 1, keypoint_threshold: float = 0.2) -> list[dict]:
+        """COCO keypoint results (one dict per person)."""
+        scores = self.instance_scores(keypoint_threshold)
+        out = []
+        for xy, kp_scores, score in zip(self.xy, self.scores, scores):
+            flat = np.concatenate([xy, kp_scores[:, None]], axis=1).reshape(-1)
+            out.append({"image_id": image_id, "category_id": category_id,
+                        "keypoints": [round(float(v), 3) for v in flat], "score": float(score)})
+        return out
+
+
+def _empty_poses(k: int, meta: dict) -> Poses:
+    return Poses(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), np.zeros((0, 4), np.float32),
+                 np.zeros((0,), np.float32), meta)
+
+
+class PoseEstimator:
+    """Top-down pose estimation on BGR frames.
+
+    ``model`` is a model path (backend chosen by suffix) or an open Backend. The card comes from ``card`` (a
+    ModelCard or a YAML/JSON path) when given, else from the model's embedded metadata. ``detector`` (a path or a
+    callable ``frame -> (boxes, scores)``) finds persons when the caller gives no boxes. Pose NMS (OKS threshold
+    ``pose_nms``) removes duplicate poses of detector boxes; caller boxes are kept as given.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | Backend,
+        card: ModelCard | str | os.PathLike | None = None,
+        detector=None,
+        flip: bool = False,
+        pose_nms: float | None = 0.9,
+        backend_options: dict | None = None,
+    ) -> None:
+        options = dict(backend_options or {})
+        self.backend = model if isinstance(model, Backend) else open_backend(model, **options)
+        source = getattr(self.backend, "path", "model")
+        if card is None:
+            card = card_from_metadata(self.backend.metadata, source)
+        elif not isinstance(card, ModelCard):
+            card = ModelCard.from_file(card)
+        self.card = card
+        self.binding = bind(card, self.backend, source)
+        self.codec = build_codec(card)
+        self.cropper = Cropper(card, self.binding.input.dtype)
+        self.flip = flip
+        self.flip_index = flip_index(card.num_keypoints, card.flip_pairs)
+        self.pose_nms_threshold = pose_nms
+        self.sigmas = np.asarray(card.sigmas)
+        if detector is not None and not callable(detector):
+            from edgepose.detector import open_detector
+
+            detector = open_detector(detector, backend_options=options)
+        self.detector = detector
+
+    def __enter__(self) -> PoseEstimator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the pose backend and the detector's."""
+        self.backend.close()
+        if self.detector is not None and hasattr(self.detector, "close"):
+            self.detector.close()
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model on an (N,3,H,W) batch (with the flip test when enabled); canonical codec outputs."""
+        if not self.flip:
+            raw = self.backend.infer({self.binding.input.name: batch})
+            return self.binding.rename(raw)
+        both = np.concatenate([batch, batch[..., ::-1]])
+        outputs = self.binding.rename(self.backend.infer({self.binding.input.name: both}))
+        n = len(batch)
+        plain = {k: v[:n].astype(np.float32) for k, v in outputs.items()}
+        flipped = self.codec.flip_back({k: v[n:] for k, v in outputs.items()}, self.flip_index)
+        return {k: (plain[k] + flipped[k]) * 0.5 for k in plain}
+
+    def decode(self, outputs: dict[str, np.ndarray], affine: Affine) -> tuple[np.ndarray, np.ndarray]:
+        """Codec outputs -> keypoints (N,K,2) in frame pixels and scores (N,K)."""
+        xy, scores = self.codec.decode(outputs)
+        return affine.inverse().apply(xy).astype(np.float32), scores.astype(np.float32)
+
+    def __call__(self, frame: np.ndarray, boxes: np.ndarray | None = None,
+                 box_scores: np.ndarray | None = None) -> Poses:
+        """Estimate the poses of the persons in ``frame``: those in ``boxes`` (N,4 xyxy) or the detector's."""
+        frame = validate_frame(frame)
+        timings = dict.fromkeys(STAGES, 0.0)
+        meta = {"batch_mode": getattr(self.backend, "batch_mode", "dynamic"), "seconds": timings}
+        t0 = time.perf_counter()
+        detected = boxes is None
+        if detected:
+            if self.detector is None:
+                raise InputError("no boxes given and no detector configured: pass boxes=... or detector=DET.onnx")
+            boxes, box_scores = self.detector(frame)
+        boxes = validate_boxes(boxes, None if detected else frame.shape)
+        if box_scores is None:
+            box_scores = np.ones(len(boxes), np.float32)
+        box_scores = np.asarray(box_scores, np.float32).reshape(-1)
+        if len(box_scores) != len(boxes):
+            raise InputError(f"got {len(boxes)} boxes but {len(box_scores)} box scores")
+        t1 = time.perf_counter()
+        timings["detect"] = t1 - t0
+        if len(boxes) == 0:
+            return _empty_poses(self.card.num_keypoints, meta)
+        batch, affine = self.cropper(frame, boxes)
+        t2 = time.perf_counter()
+        outputs = self.infer(batch)
+        t3 = time.perf_counter()
+        xy, scores = self.decode(outputs, affine)
+        timings.update(crop=t2 - t1, infer=t3 - t2, decode=time.perf_counter() - t3)
+        poses = Poses(xy, scores, boxes.astype(np.float32), box_scores, meta)
+        if detected and self.pose_nms_threshold is not None and len(poses) > 1:
+            keep = pose_nms(xy, scores, poses.boxes, box_scores, self.sigmas, threshold=self.pose_nms_threshold)
+            poses = Poses(xy[keep], scores[keep], poses.boxes[keep], box_scores[keep], meta)
+        return poses
