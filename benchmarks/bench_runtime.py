@@ -74,7 +74,7 @@ def bench(estimator: PoseEstimator, frame, boxes, iters: int, warmup: int) -> di
         estimator(frame, boxes)
         t4 = time.perf_counter()
         if i >= warmup:
-            for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                 times[key].append(dt)
     return {key: stats(v) for key, v in times.items()}
 
@@ -102,17 +102,18 @@ def main(argv: list[str] | None = None) -> int:
                 boxes = spread_boxes(n, frame.shape, np.random.default_rng(n))
                 result = bench(estimator, frame, boxes, args.iters, args.warmup)
                 per_person = {k: v["median"] / n for k, v in result.items()}
+                crop_decode = per_person["crop"] + per_person["decode"]
                 rows.append({"persons": n, "stages_ms": result, "per_person_ms": per_person,
-                             "crop_decode_per_person_ms": per_person["crop"] + per_person["decode"],
-                             "crop_decode_over_infer": (per_person["crop"] + per_person["decode"]) / per_person["infer"]})
+                             "crop_decode_per_person_ms": crop_decode,
+                             "crop_decode_over_infer": crop_decode / per_person["infer"]})
     record = {"benchmark": "runtime_core", "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
               "model": args.model or f"stand-in {bench_model.CARD.name} ({bench_model.gflops():.2f} GFLOPs)",
               "frame": os.path.basename(args.frame), "frame_shape": list(frame.shape), "iters": args.iters,
               "environment": environment(args.threads), "rows": rows}
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     print(f"model: {record['model']}; frame {frame.shape[1]}x{frame.shape[0]}; {record['environment']['cpu']}")
-    print("| persons | crop ms/person | infer ms/person | decode ms/person | crop+decode ms/person | (crop+decode)/infer |"
-          " end-to-end ms/frame (p90) |")
+    print("| persons | crop ms/person | infer ms/person | decode ms/person | crop+decode ms/person |"
+          " (crop+decode)/infer | end-to-end ms/frame (p90) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         p = r["per_person_ms"]

@@ -99,7 +99,9 @@ class ModelCard:
         sigma = self.sigma
         set_(self, "sigma", float(sigma) if not isinstance(sigma, (list, tuple)) else _pair(sigma, "sigma", float))
         if int(self.blur_kernel_size) < 1 or int(self.blur_kernel_size) % 2 == 0:
-            raise CardError(f"card field 'blur_kernel_size' must be a positive odd integer, got {self.blur_kernel_size}")
+            raise CardError(
+                f"card field 'blur_kernel_size' must be a positive odd integer, got {self.blur_kernel_size}"
+            )
         set_(self, "blur_kernel_size", int(self.blur_kernel_size))
         if float(self.bbox_padding) <= 0:
             raise CardError(f"card field 'bbox_padding' must be positive, got {self.bbox_padding}")

@@ -30,7 +30,9 @@ def image_ids(coco_json: str) -> dict[str, int]:
     return {os.path.basename(img["file_name"]): img["id"] for img in data["images"]}
 
 
-def load_boxes(path: str, ids: dict[str, int] | None, threshold: float = 0.0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def load_boxes(
+    path: str, ids: dict[str, int] | None, threshold: float = 0.0
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Person boxes per image file name: (xyxy (N,4), scores (N,)).
 
     Two forms: a COCO detection results list (image_id, bbox [x,y,w,h], score, optional category_id; needs the
@@ -41,7 +43,9 @@ def load_boxes(path: str, ids: dict[str, int] | None, threshold: float = 0.0) ->
     rows: dict[str, list] = defaultdict(list)
     if isinstance(data, list):
         if ids is None:
-            raise InputError(f"{path} is a COCO results list keyed by image_id: pass --coco GT.json to map ids to files")
+            raise InputError(
+                f"{path} is a COCO results list keyed by image_id: pass --coco GT.json to map ids to files"
+            )
         by_id = {v: k for k, v in ids.items()}
         for det in data:
             if not isinstance(det, dict) or "bbox" not in det or "image_id" not in det:

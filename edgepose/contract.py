@@ -65,7 +65,7 @@ def _pick_input(card: ModelCard, inputs: list[TensorSpec]) -> TensorSpec:
 
 def _check_static(spec: TensorSpec, expected: tuple[int, ...], what: str) -> None:
     dims = spec.shape[1:]
-    if len(dims) != len(expected) or any(d is not None and d != e for d, e in zip(dims, expected)):
+    if len(dims) != len(expected) or any(d is not None and d != e for d, e in zip(dims, expected, strict=True)):
         raise CardError(f"card contradicts the model: {what} {spec.describe()}, the card implies [N, "
                         f"{', '.join(map(str, expected))}]")
 
@@ -89,7 +89,7 @@ def bind(card: ModelCard, backend: Backend, source: str = "model") -> Binding:
                 f"card output_names {wanted} are not all outputs of {source}; it has {list(names)}: "
                 "set output_names in the card"
             )
-    outputs = dict(zip(canonical, wanted))
+    outputs = dict(zip(canonical, wanted, strict=True))
     for key, name in outputs.items():
         out_spec = names[name]
         if len(out_spec.shape) >= 2 and out_spec.shape[1] is not None and out_spec.shape[1] != card.num_keypoints:

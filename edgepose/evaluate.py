@@ -57,4 +57,4 @@ def coco_keypoint_eval(gt_path: str | os.PathLike, pred_path: str | os.PathLike,
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    return {name: float(v) for name, v in zip(STAT_NAMES, evaluator.stats)}
+    return {name: float(v) for name, v in zip(STAT_NAMES, evaluator.stats, strict=True)}

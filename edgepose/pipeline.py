@@ -11,8 +11,8 @@ import numpy as np
 from edgepose.affine import Affine, validate_boxes
 from edgepose.backends import Backend, open_backend
 from edgepose.card import ModelCard
-from edgepose.codecs import build_codec
 from edgepose.coco import flip_index
+from edgepose.codecs import build_codec
 from edgepose.contract import bind, card_from_metadata
 from edgepose.errors import InputError
 from edgepose.pose_nms import instance_scores, pose_nms
@@ -43,7 +43,7 @@ class Poses:
         """COCO keypoint results (one dict per person)."""
         scores = self.instance_scores(keypoint_threshold)
         out = []
-        for xy, kp_scores, score in zip(self.xy, self.scores, scores):
+        for xy, kp_scores, score in zip(self.xy, self.scores, scores, strict=True):
             flat = np.concatenate([xy, kp_scores[:, None]], axis=1).reshape(-1)
             out.append({"image_id": image_id, "category_id": category_id,
                         "keypoints": [round(float(v), 3) for v in flat], "score": float(score)})
@@ -74,7 +74,16 @@ class PoseEstimator:
         backend_options: dict | None = None,
     ) -> None:
         options = dict(backend_options or {})
-        self.backend = model if isinstance(model, Backend) else open_backend(model, **options)
+        # Close only what this estimator opened; backends and detectors passed in belong to the caller.
+        self._owned: list = []
+        self.backend = model if isinstance(model, Backend) else self._own(open_backend(model, **options))
+        try:
+            self._setup(card, detector, flip, pose_nms, options)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, card, detector, flip: bool, pose_nms: float | None, options: dict) -> None:
         source = getattr(self.backend, "path", "model")
         if card is None:
             card = card_from_metadata(self.backend.metadata, source)
@@ -91,8 +100,12 @@ class PoseEstimator:
         if detector is not None and not callable(detector):
             from edgepose.detector import open_detector
 
-            detector = open_detector(detector, backend_options=options)
+            detector = self._own(open_detector(detector, backend_options=options))
         self.detector = detector
+
+    def _own(self, resource):
+        self._owned.append(resource)
+        return resource
 
     def __enter__(self) -> PoseEstimator:
         return self
@@ -101,10 +114,9 @@ class PoseEstimator:
         self.close()
 
     def close(self) -> None:
-        """Close the pose backend and the detector's."""
-        self.backend.close()
-        if self.detector is not None and hasattr(self.detector, "close"):
-            self.detector.close()
+        """Close the backend and detector this estimator opened (not those passed in)."""
+        while self._owned:
+            self._owned.pop().close()
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the model on an (N,3,H,W) batch (with the flip test when enabled); canonical codec outputs."""

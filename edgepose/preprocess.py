@@ -27,7 +27,7 @@ def validate_frame(frame: object) -> np.ndarray:
 class Cropper:
     """Crops boxes from a frame as the card prescribes; output dtype follows the model input (float32/float16)."""
 
-    def __init__(self, card: ModelCard, dtype: np.dtype = np.dtype(np.float32)) -> None:
+    def __init__(self, card: ModelCard, dtype: np.dtype | type = np.float32) -> None:
         self.size = card.input_size
         self.udp = card.codec == "udp"
         self.padding = card.bbox_padding

@@ -35,7 +35,7 @@ def conv_heatmap_model(path, card: ModelCard | None, input_size=(192, 256), num_
     batch = fixed_batch if fixed_batch else "N"
     hw, hh = input_size[0] // stride, input_size[1] // stride
     nodes = [
-        helper.make_node("Conv", [input_name, "w"], ["logits"], kernel_shape=[stride, stride], strides=[stride, stride]),
+        helper.make_node("Conv", [input_name, "w"], ["logits"], kernel_shape=[stride] * 2, strides=[stride] * 2),
         helper.make_node("Sigmoid", ["logits"], [output_name]),
     ]
     graph = helper.make_graph(

@@ -1,4 +1,4 @@
-"""Affine crop: the pixel convention, inverse round trip, MMPose box conventions, and the CPU crop vs a slow reference."""
+"""Affine crop: pixel convention, inverse round trip, MMPose box conventions, the CPU crop vs a slow reference."""
 
 from __future__ import annotations
 

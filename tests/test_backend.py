@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -52,7 +54,7 @@ def test_fixed_batch_is_looped_and_matches_dynamic(tmp_path, dynamic_model, fixe
 def test_bad_files_and_options(tmp_path, dynamic_model):
     with pytest.raises(ModelError, match="not found"):
         OnnxRuntimeBackend(tmp_path / "missing.onnx")
-    data = open(dynamic_model, "rb").read()
+    data = Path(dynamic_model).read_bytes()
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 3])
     with pytest.raises(ModelError, match="corrupt, truncated"):
         OnnxRuntimeBackend(tmp_path / "cut.onnx")

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -131,7 +132,7 @@ def test_card_cli_prints_and_embeds(tmp_path):
 
 def test_truncated_onnx_is_a_model_error(tmp_path):
     path = conv_heatmap_model(tmp_path / "m.onnx", card=make_card())
-    data = open(path, "rb").read()
+    data = Path(path).read_bytes()
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
     with pytest.raises(ModelError, match="cut.onnx"):
         read_card(tmp_path / "cut.onnx")

@@ -9,8 +9,14 @@ from edgepose.errors import ModelError
 
 
 def _onnxruntime(path: str, **options) -> Backend:
+    import dataclasses
+
     from edgepose.backends.onnxruntime import OnnxRuntimeBackend, OrtOptions
 
+    valid = {f.name for f in dataclasses.fields(OrtOptions)}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ModelError(f"unknown ONNX Runtime option(s) {unknown}; valid: {sorted(valid)}")
     return OnnxRuntimeBackend(path, OrtOptions(**options))
 
 

@@ -60,7 +60,7 @@ def check_feeds(specs: list[TensorSpec], feeds: dict[str, np.ndarray]) -> None:
                 "(edgepose does not cast silently: convert it, or use a model exported for this dtype)"
             )
         if array.ndim != len(spec.shape) or any(
-            d is not None and d != a for d, a in zip(spec.shape, array.shape)
+            d is not None and d != a for d, a in zip(spec.shape, array.shape, strict=True)
         ):
             raise InputError(f"input '{name}' has shape {list(array.shape)}, the model takes {spec.describe()}")
 

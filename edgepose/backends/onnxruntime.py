@@ -86,7 +86,9 @@ class OnnxRuntimeBackend(BackendBase):
             self._session = ort.InferenceSession(self.path, sess_options=so, providers=providers)
         except Exception as exc:  # ORT raises its own exception types for corrupt/truncated files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"ONNX Runtime cannot load {self.path} (corrupt, truncated or unsupported): {first}") from exc
+            raise ModelError(
+                f"ONNX Runtime cannot load {self.path} (corrupt, truncated or unsupported): {first}"
+            ) from exc
         self.providers = self._session.get_providers()
         self.inputs = [_spec(n) for n in self._session.get_inputs()]
         self.outputs = [_spec(n) for n in self._session.get_outputs()]
@@ -108,7 +110,7 @@ class OnnxRuntimeBackend(BackendBase):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = [s.name for s in self.outputs]
-        return dict(zip(names, self._session.run(names, feeds)))
+        return dict(zip(names, self._session.run(names, feeds), strict=True))
 
     def _run_looped(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         sizes = {len(a) for a in feeds.values()}
@@ -120,7 +122,8 @@ class OnnxRuntimeBackend(BackendBase):
             part = {k: v[start:start + step] for k, v in feeds.items()}
             count = len(next(iter(part.values())))
             if count < step:
-                part = {k: np.concatenate([v, np.zeros((step - count,) + v.shape[1:], v.dtype)]) for k, v in part.items()}
+                part = {k: np.concatenate([v, np.zeros((step - count, *v.shape[1:]), v.dtype)])
+                        for k, v in part.items()}
             for name, value in self._run(part).items():
                 chunks[name].append(value[:count])
         if total == 0:

@@ -36,7 +36,7 @@ def _warn(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the estimator over every input; items that fail are skipped with a warning."""
     from edgepose.cocofiles import image_ids, load_boxes
-    from edgepose.errors import InputError
+    from edgepose.errors import InputError, OutputError
     from edgepose.io import atomic_write_text
     from edgepose.pipeline import PoseEstimator
     from edgepose.sources import collect_inputs
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 results += runner.run(item)
                 done += 1
-            except InputError as exc:
+            except (InputError, OutputError) as exc:
                 _warn(f"skipped {item.path}: {exc}")
     path = os.path.join(args.out, "predictions.json")
     atomic_write_text(path, json.dumps(results) + "\n")
