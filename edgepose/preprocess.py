@@ -31,10 +31,10 @@ class Cropper:
         self.size = card.input_size
         self.udp = card.codec == "udp"
         self.padding = card.bbox_padding
-        # Planar normalisation constants indexed by OUTPUT channel; `source` picks the BGR frame channel.
+        # Per output channel: the BGR frame channel it comes from and a 256-entry table uint8 -> (v - mean) / std.
         self.source = (2, 1, 0) if card.color == "rgb" else (0, 1, 2)
-        self.mean = np.asarray(card.mean, dtype=np.float32)
-        self.inv_std = (1.0 / np.asarray(card.std, dtype=np.float64)).astype(np.float32)
+        levels = np.arange(256, dtype=np.float64)
+        self.tables = [((levels - m) / s).astype(np.float32)[None] for m, s in zip(card.mean, card.std, strict=True)]
         self.dtype = np.dtype(dtype)
 
     def affine(self, boxes: np.ndarray) -> Affine:
@@ -51,13 +51,17 @@ class Cropper:
         return out
 
     def normalize(self, crops: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 BGR -> (N, 3, H, W) normalised, in the card's channel order."""
+        """(N, H, W, 3) uint8 BGR -> (N, 3, H, W) normalised, in the card's channel order.
+
+        One table lookup per plane (``cv2.LUT`` writing straight into the output) does the colour order, mean, std
+        and HWC -> CHW in a single pass over the pixels.
+        """
         n, height, width, _ = crops.shape
-        planar = crops.transpose(0, 3, 1, 2)
         out = np.empty((n, 3, height, width), dtype=np.float32)
-        for c, src in enumerate(self.source):
-            np.subtract(planar[:, src], self.mean[c], out=out[:, c], dtype=np.float32)
-            out[:, c] *= self.inv_std[c]
+        for i in range(n):
+            planes = cv2.split(crops[i])
+            for c, src in enumerate(self.source):
+                cv2.LUT(planes[src], self.tables[c], dst=out[i, c])
         return out if self.dtype == np.float32 else out.astype(self.dtype)
 
     def __call__(self, frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, Affine]:

@@ -27,11 +27,16 @@ OPT_LEVELS = ("disable", "basic", "extended", "all")
 
 @dataclass(frozen=True)
 class OrtOptions:
-    """Session settings. ``threads=None`` lets ONNX Runtime choose; ``providers=None`` picks GPU EPs when present."""
+    """Session settings. ``threads=None`` lets ONNX Runtime choose; ``providers=None`` picks GPU EPs when present.
+
+    ``spinning=False`` stops ONNX Runtime's worker threads from busy-waiting after each run: on a small CPU they
+    would otherwise compete with the crop and decode that follow (measured in benchmarks/bench_runtime.py).
+    """
 
     threads: int | None = None
     optimization: str = "all"
     providers: tuple[str, ...] | None = None
+    spinning: bool = False
 
 
 def _spec(node) -> TensorSpec:
@@ -78,6 +83,7 @@ class OnnxRuntimeBackend(BackendBase):
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         }[options.optimization]
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
         if options.threads is not None:
             so.intra_op_num_threads = int(options.threads)
             so.inter_op_num_threads = 1

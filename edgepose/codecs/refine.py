@@ -40,10 +40,13 @@ def _log_block(
     block = blur_around(maps, x, y, ksize, reach=2)
     bmax = block.reshape(len(block), -1).max(axis=1)
     scale = np.where(bmax > 0, vals / np.where(bmax > 0, bmax, 1), 1).astype(np.float32)
-    d = np.arange(-2, 3)
-    iy = np.clip(y[:, None] + d, 0, height - 1) - y[:, None] + 2
-    ix = np.clip(x[:, None] + d, 0, width - 1) - x[:, None] + 2
-    v = block[np.arange(len(block))[:, None, None], iy[:, :, None], ix[:, None, :]] * scale[:, None, None]
+    near_edge = (x < 2) | (x > width - 3) | (y < 2) | (y > height - 3)
+    if near_edge.any():  # read edge-clamped neighbours for peaks within 2 pixels of the border
+        d = np.arange(-2, 3)
+        iy = np.clip(y[:, None] + d, 0, height - 1) - y[:, None] + 2
+        ix = np.clip(x[:, None] + d, 0, width - 1) - x[:, None] + 2
+        block = block[np.arange(len(block))[:, None, None], iy[:, :, None], ix[:, None, :]]
+    v = block * scale[:, None, None]
     v = np.maximum(v, np.float32(lo)) if hi is None else np.clip(v, np.float32(lo), np.float32(hi))
     return np.log(v.astype(np.float64))
 
