@@ -44,6 +44,9 @@ def environment(threads: int | None) -> dict:
             "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__, "ort_threads": threads or "default"}
 
 
+STAGES = ("crop", "infer", "decode", "end_to_end")
+
+
 def spread_boxes(n: int, frame_shape, rng) -> np.ndarray:
     """``n`` person-shaped boxes at random places in the frame."""
     height, width = frame_shape[:2]
@@ -60,12 +63,11 @@ def stats(samples: list[float]) -> dict:
             "p99": float(np.percentile(ms, 99)), "max": float(ms.max())}
 
 
-def bench(estimator: PoseEstimator, frame, boxes, iters: int, warmup: int) -> dict:
-    """Time crop, inference, decode and end to end on the same frame and boxes."""
-    times = {"crop": [], "infer": [], "decode": [], "end_to_end": []}
+def bench(estimator: PoseEstimator, frame, boxes, iters: int, warmup: int, times: dict[str, list[float]]) -> None:
+    """Time crop, inference, decode and end to end on the same frame and boxes; append samples (s) to ``times``."""
     for i in range(warmup + iters):
         t0 = time.perf_counter()
-        batch, affine = estimator.cropper(frame, boxes)
+        batch, affine = estimator.crop(frame, boxes)
         t1 = time.perf_counter()
         outputs = estimator.infer(batch)
         t2 = time.perf_counter()
@@ -74,9 +76,8 @@ def bench(estimator: PoseEstimator, frame, boxes, iters: int, warmup: int) -> di
         estimator(frame, boxes)
         t4 = time.perf_counter()
         if i >= warmup:
-            for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            for key, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
                 times[key].append(dt)
-    return {key: stats(v) for key, v in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--persons", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--iters", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds over the person counts")
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: ORT's choice)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "runtime_core.json"))
     args = parser.parse_args(argv)
@@ -97,18 +99,23 @@ def main(argv: list[str] | None = None) -> int:
         frame = read_image(args.frame) if os.path.isfile(args.frame) else np.random.default_rng(0).integers(
             0, 256, (480, 640, 3), dtype=np.uint8)
         rows = []
+        samples = {n: {k: [] for k in STAGES} for n in args.persons}
+        boxes = {n: spread_boxes(n, frame.shape, np.random.default_rng(n)) for n in args.persons}
         with PoseEstimator(model, backend_options=options) as estimator:
-            for n in args.persons:
-                boxes = spread_boxes(n, frame.shape, np.random.default_rng(n))
-                result = bench(estimator, frame, boxes, args.iters, args.warmup)
-                per_person = {k: v["median"] / n for k, v in result.items()}
-                crop_decode = per_person["crop"] + per_person["decode"]
-                rows.append({"persons": n, "stages_ms": result, "per_person_ms": per_person,
-                             "crop_decode_per_person_ms": crop_decode,
-                             "crop_decode_over_infer": crop_decode / per_person["infer"]})
+            for _ in range(args.repeats):  # interleaved, so slow drift of a shared machine hits every size alike
+                for n in args.persons:
+                    bench(estimator, frame, boxes[n], args.iters, args.warmup, samples[n])
+        for n in args.persons:
+            result = {k: stats(v) for k, v in samples[n].items()}
+            per_person = {k: v["median"] / n for k, v in result.items()}
+            crop_decode = per_person["crop"] + per_person["decode"]
+            rows.append({"persons": n, "stages_ms": result, "per_person_ms": per_person,
+                         "crop_decode_per_person_ms": crop_decode,
+                         "crop_decode_over_infer": crop_decode / per_person["infer"]})
     record = {"benchmark": "runtime_core", "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
               "model": args.model or f"stand-in {bench_model.CARD.name} ({bench_model.gflops():.2f} GFLOPs)",
               "frame": os.path.basename(args.frame), "frame_shape": list(frame.shape), "iters": args.iters,
+              "repeats": args.repeats,
               "environment": environment(args.threads), "rows": rows}
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     print(f"model: {record['model']}; frame {frame.shape[1]}x{frame.shape[0]}; {record['environment']['cpu']}")

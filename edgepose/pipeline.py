@@ -118,6 +118,10 @@ class PoseEstimator:
         while self._owned:
             self._owned.pop().close()
 
+    def crop(self, frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, Affine]:
+        """The (N,3,H,W) model batch of (N,4) xyxy boxes and its Affine; the batch is valid until the next call."""
+        return self.cropper(frame, boxes, reuse=True)
+
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the model on an (N,3,H,W) batch (with the flip test when enabled); canonical codec outputs."""
         if not self.flip:
@@ -157,7 +161,7 @@ class PoseEstimator:
         timings["detect"] = t1 - t0
         if len(boxes) == 0:
             return _empty_poses(self.card.num_keypoints, meta)
-        batch, affine = self.cropper(frame, boxes)
+        batch, affine = self.crop(frame, boxes)
         t2 = time.perf_counter()
         outputs = self.infer(batch)
         t3 = time.perf_counter()

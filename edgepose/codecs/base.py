@@ -6,6 +6,7 @@ Shapes: N persons, K keypoints, heatmaps (N, K, h, w), SimCC vectors (N, K, L). 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -14,9 +15,6 @@ import cv2
 import numpy as np
 
 from edgepose.errors import CardError, InputError, OutputError
-
-# cv2.GaussianBlur runs over a tall image of this many zero-separated maps at once (cache-sized chunks).
-BLUR_CHUNK = 32
 
 
 @runtime_checkable
@@ -125,58 +123,39 @@ def mirror(arr: np.ndarray, flip_index: np.ndarray, shift: float, flip: bool = T
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def blur_maps(maps: np.ndarray, ksize: int) -> np.ndarray:
-    """Gaussian-blur each (h, w) map of an (M, h, w) float32 stack, zero outside the map (as MMPose pads).
-
-    Sigma is OpenCV's default for ``ksize`` (sigmaX=0). The maps, each framed by ``ksize // 2`` zero rows, are
-    stacked into one tall image, so one ``cv2.GaussianBlur`` call (per chunk of BLUR_CHUNK maps) blurs them all and
-    gives the same numbers as blurring each zero-padded map alone.
-    """
-    count, height, width = maps.shape
-    pad = ksize // 2
-    out = np.empty_like(maps)
-    if count == 0 or ksize == 1:
-        out[...] = maps
-        return out
-    buf = np.zeros((min(count, BLUR_CHUNK), height + 2 * pad, width), np.float32)
-    for start in range(0, count, BLUR_CHUNK):
-        chunk = maps[start : start + BLUR_CHUNK]
-        n = len(chunk)
-        buf[:n, pad : pad + height] = chunk
-        tall = buf[:n].reshape(-1, width)
-        blurred = cv2.GaussianBlur(tall, (ksize, ksize), 0, borderType=cv2.BORDER_CONSTANT)
-        out[start : start + n] = blurred.reshape(n, height + 2 * pad, width)[:, pad : pad + height]
-    return out
-
-
 def gaussian_kernel(ksize: int) -> np.ndarray:
     """OpenCV's 1-D Gaussian kernel for ``ksize`` with its default sigma (what GaussianBlur uses for sigmaX=0)."""
     return cv2.getGaussianKernel(ksize, 0).astype(np.float32)[:, 0]
 
 
+@functools.lru_cache(maxsize=8)
+def _blur_operator(ksize: int, reach: int) -> np.ndarray:
+    """(S*S, B*B) matrix taking a flattened (S, S) patch, S = 2*(reach + ksize//2) + 1, to its blurred (B, B) centre."""
+    kernel = gaussian_kernel(ksize)
+    span, size = 2 * (reach + ksize // 2) + 1, 2 * reach + 1
+    band = np.zeros((span, size), np.float32)  # band[j, b] = kernel[j - b]
+    for b in range(size):
+        band[b : b + ksize, b] = kernel
+    return np.kron(band, band)
+
+
 def blur_around(maps: np.ndarray, x: np.ndarray, y: np.ndarray, ksize: int, reach: int = 2) -> np.ndarray:
     """The zero-padded Gaussian blur of each map, evaluated only around its argmax.
 
-    Returns (M, 2*reach+1, 2*reach+1): entry [m, reach+dy, reach+dx] equals ``blur_maps(maps, ksize)[m, y+dy, x+dx]``
-    wherever that pixel lies inside the map. DARK reads nothing else, so this replaces blurring every whole map
-    (h*w*ksize^2 work per map) with one small separable product per keypoint.
+    Returns (M, 2*reach+1, 2*reach+1): entry [m, reach+dy, reach+dx] equals the blurred map at (x+dx, y+dy)
+    wherever that pixel lies inside the map (MMPose blurs each map padded with zeros). DARK reads nothing else, so
+    this replaces blurring whole maps (h*w*ksize^2 work each) with one gather and one small matrix product.
     """
     count, height, width = maps.shape
-    r = ksize // 2
-    span = np.arange(-(reach + r), reach + r + 1)
+    span = np.arange(-(reach + ksize // 2), reach + ksize // 2 + 1)
     rows, cols = y[:, None] + span, x[:, None] + span
-    inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
     flat = (np.arange(count)[:, None, None] * height + np.clip(rows, 0, height - 1)[:, :, None]) * width
-    patch = np.take(maps, flat + np.clip(cols, 0, width - 1)[:, None, :]) * inside
-    kernel = gaussian_kernel(ksize)
-    band = np.zeros((len(span), 2 * reach + 1), np.float32)  # band[j, b] = kernel[j - b]
-    for b in range(2 * reach + 1):
-        band[b : b + ksize, b] = kernel
+    patch = np.take(maps, flat + np.clip(cols, 0, width - 1)[:, None, :])
+    r = span[-1]
+    if len(x) and (y.min() < r or y.max() >= height - r or x.min() < r or x.max() >= width - r):
+        patch *= ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
     size = 2 * reach + 1
-    # Two plain GEMMs (rows, then columns) instead of M tiny batched products.
-    across = (patch.reshape(-1, len(span)) @ band).reshape(count, len(span), size)
-    down = across.transpose(0, 2, 1).reshape(-1, len(span)) @ band
-    return down.reshape(count, size, size).transpose(0, 2, 1)
+    return (patch.reshape(count, -1) @ _blur_operator(ksize, reach)).reshape(count, size, size)
 
 
 def blur_rows(rows: np.ndarray, ksize: int) -> np.ndarray:

@@ -63,6 +63,32 @@ def _newton(
     return ox, oy
 
 
+def _stencil(terms: dict[str, dict[tuple[int, int], float]]) -> np.ndarray:
+    """(25, T) matrix of finite-difference weights over a 5x5 block flattened as (2+dy)*5 + (2+dx)."""
+    out = np.zeros((25, len(terms)))
+    for t, weights in enumerate(terms.values()):
+        for (dx, dy), w in weights.items():
+            out[(2 + dy) * 5 + 2 + dx, t] += w
+    return out
+
+
+# Columns in _newton's order: dx, dy, dxx, dxy, dyy. MMPose refine_keypoints_dark: +-1 for the gradient and dxy,
+# +-2 for dxx/dyy.
+DARK_STENCIL = _stencil({
+    "dx": {(1, 0): 0.5, (-1, 0): -0.5}, "dy": {(0, 1): 0.5, (0, -1): -0.5},
+    "dxx": {(2, 0): 0.25, (0, 0): -0.5, (-2, 0): 0.25},
+    "dxy": {(1, 1): 0.25, (1, -1): -0.25, (-1, 1): -0.25, (-1, -1): 0.25},
+    "dyy": {(0, 2): 0.25, (0, 0): -0.5, (0, -2): 0.25},
+})
+# MMPose refine_keypoints_dark_udp: +-1 everywhere; its dxy reads (1,1), (-1,-1) and the axis neighbours.
+DARK_UDP_STENCIL = _stencil({
+    "dx": {(1, 0): 0.5, (-1, 0): -0.5}, "dy": {(0, 1): 0.5, (0, -1): -0.5},
+    "dxx": {(1, 0): 1.0, (0, 0): -2.0, (-1, 0): 1.0},
+    "dxy": {(1, 1): 0.5, (1, 0): -0.5, (0, 1): -0.5, (0, 0): 1.0, (-1, 0): -0.5, (0, -1): -0.5, (-1, -1): 0.5},
+    "dyy": {(0, 1): 1.0, (0, 0): -2.0, (0, -1): 1.0},
+})
+
+
 def refine_dark(
     maps: np.ndarray, x: np.ndarray, y: np.ndarray, vals: np.ndarray, ksize: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -72,14 +98,8 @@ def refine_dark(
     """
     height, width = maps.shape[1:]
     inner = (x >= 2) & (x <= width - 3) & (y >= 2) & (y <= height - 3)
-    b = _log_block(maps, x, y, vals, ksize, 1e-10, None)
-    c = b[:, 2, 2]
-    dx = 0.5 * (b[:, 2, 3] - b[:, 2, 1])
-    dy = 0.5 * (b[:, 3, 2] - b[:, 1, 2])
-    dxx = 0.25 * (b[:, 2, 4] - 2 * c + b[:, 2, 0])
-    dyy = 0.25 * (b[:, 4, 2] - 2 * c + b[:, 0, 2])
-    dxy = 0.25 * (b[:, 3, 3] - b[:, 1, 3] - b[:, 3, 1] + b[:, 1, 1])
-    return _newton(dx, dy, dxx, dxy, dyy, (vals > 0) & inner)
+    d = _log_block(maps, x, y, vals, ksize, 1e-10, None).reshape(len(x), 25) @ DARK_STENCIL
+    return _newton(*d.T, (vals > 0) & inner)
 
 
 def refine_dark_udp(
@@ -89,14 +109,8 @@ def refine_dark_udp(
 
     As MMPose does, float32 epsilon is added to the Hessian's diagonal before the step.
     """
-    b = _log_block(maps, x, y, vals, ksize, 1e-3, 50.0)
-    c, xp, xm, yp, ym = b[:, 2, 2], b[:, 2, 3], b[:, 2, 1], b[:, 3, 2], b[:, 1, 2]
-    dx = 0.5 * (xp - xm)
-    dy = 0.5 * (yp - ym)
-    dxx = xp - 2 * c + xm + _EPS32
-    dyy = yp - 2 * c + ym + _EPS32
-    dxy = 0.5 * (b[:, 3, 3] - xp - yp + 2 * c - xm - ym + b[:, 1, 1])
-    return _newton(dx, dy, dxx, dxy, dyy, vals > 0)
+    dx, dy, dxx, dxy, dyy = (_log_block(maps, x, y, vals, ksize, 1e-3, 50.0).reshape(len(x), 25) @ DARK_UDP_STENCIL).T
+    return _newton(dx, dy, dxx + _EPS32, dxy, dyy + _EPS32, vals > 0)
 
 
 def refine_dark_1d(rows: np.ndarray, x: np.ndarray, vals: np.ndarray, ksize: int) -> np.ndarray:
