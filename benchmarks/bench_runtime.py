@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import bench_model  # noqa: E402
+from benchmarks.plain_loop import plain_topdown  # noqa: E402
 from edgepose.io import atomic_write_text, read_image  # noqa: E402
 from edgepose.pipeline import PoseEstimator  # noqa: E402
 
@@ -44,7 +45,17 @@ def environment(threads: int | None) -> dict:
             "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__, "ort_threads": threads or "default"}
 
 
-STAGES = ("crop", "infer", "decode", "end_to_end")
+STAGES = ("crop", "infer", "decode", "end_to_end", "plain_loop")
+
+
+def plain_session(model: str, threads: int | None):
+    """A default ONNX Runtime session, as a user would open one."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def spread_boxes(n: int, frame_shape, rng) -> np.ndarray:
@@ -63,8 +74,10 @@ def stats(samples: list[float]) -> dict:
             "p99": float(np.percentile(ms, 99)), "max": float(ms.max())}
 
 
-def bench(estimator: PoseEstimator, frame, boxes, iters: int, warmup: int, times: dict[str, list[float]]) -> None:
-    """Time crop, inference, decode and end to end on the same frame and boxes; append samples (s) to ``times``."""
+def bench(estimator: PoseEstimator, frame, boxes, iters: int, warmup: int, times: dict[str, list[float]],
+          plain_session) -> None:
+    """Time crop, inference, decode, end to end and the plain per-person loop on the same frame and boxes;
+    append samples (seconds) to ``times``."""
     for i in range(warmup + iters):
         t0 = time.perf_counter()
         batch, affine = estimator.crop(frame, boxes)
@@ -75,8 +88,10 @@ def bench(estimator: PoseEstimator, frame, boxes, iters: int, warmup: int, times
         t3 = time.perf_counter()
         estimator(frame, boxes)
         t4 = time.perf_counter()
+        plain_topdown(frame, boxes, plain_session, estimator.card)
+        t5 = time.perf_counter()
         if i >= warmup:
-            for key, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+            for key, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
                 times[key].append(dt)
 
 
@@ -102,16 +117,18 @@ def main(argv: list[str] | None = None) -> int:
         samples = {n: {k: [] for k in STAGES} for n in args.persons}
         boxes = {n: spread_boxes(n, frame.shape, np.random.default_rng(n)) for n in args.persons}
         with PoseEstimator(model, backend_options=options) as estimator:
+            plain = plain_session(model, args.threads)
             for _ in range(args.repeats):  # interleaved, so slow drift of a shared machine hits every size alike
                 for n in args.persons:
-                    bench(estimator, frame, boxes[n], args.iters, args.warmup, samples[n])
+                    bench(estimator, frame, boxes[n], args.iters, args.warmup, samples[n], plain)
         for n in args.persons:
             result = {k: stats(v) for k, v in samples[n].items()}
             per_person = {k: v["median"] / n for k, v in result.items()}
             crop_decode = per_person["crop"] + per_person["decode"]
             rows.append({"persons": n, "stages_ms": result, "per_person_ms": per_person,
                          "crop_decode_per_person_ms": crop_decode,
-                         "crop_decode_over_infer": crop_decode / per_person["infer"]})
+                         "crop_decode_over_infer": crop_decode / per_person["infer"],
+                         "plain_loop_over_edgepose": result["plain_loop"]["median"] / result["end_to_end"]["median"]})
     record = {"benchmark": "runtime_core", "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
               "model": args.model or f"stand-in {bench_model.CARD.name} ({bench_model.gflops():.2f} GFLOPs)",
               "frame": os.path.basename(args.frame), "frame_shape": list(frame.shape), "iters": args.iters,
@@ -120,14 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     print(f"model: {record['model']}; frame {frame.shape[1]}x{frame.shape[0]}; {record['environment']['cpu']}")
     print("| persons | crop ms/person | infer ms/person | decode ms/person | crop+decode ms/person |"
-          " (crop+decode)/infer | end-to-end ms/frame (p90) |")
-    print("|---|---|---|---|---|---|---|")
+          " (crop+decode)/infer | end-to-end ms/frame (p90) | plain loop ms/frame | plain/edgepose |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         p = r["per_person_ms"]
         e2e = r["stages_ms"]["end_to_end"]
         print(f"| {r['persons']} | {p['crop']:.3f} | {p['infer']:.2f} | {p['decode']:.3f} | "
               f"{r['crop_decode_per_person_ms']:.3f} | {100 * r['crop_decode_over_infer']:.1f}% | "
-              f"{e2e['median']:.2f} ({e2e['p90']:.2f}) |")
+              f"{e2e['median']:.2f} ({e2e['p90']:.2f}) | {r['stages_ms']['plain_loop']['median']:.2f} | "
+              f"{r['plain_loop_over_edgepose']:.2f}x |")
     print(f"wrote {args.out}")
     return 0
 
