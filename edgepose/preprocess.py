@@ -72,7 +72,12 @@ class Cropper:
         return held[:n]
 
     def __call__(self, frame: np.ndarray, boxes: np.ndarray, reuse: bool = False) -> tuple[np.ndarray, Affine]:
-        """Crop (N, 4) xyxy boxes from a BGR frame: returns the (N, 3, H, W) batch and its Affine.
+        """Crop (N, 4) xyxy boxes from a BGR frame: returns the (N, 3, H, W) batch and its Affine."""
+        affine = self.affine(boxes)
+        return self.warp(frame, affine, reuse), affine
+
+    def warp(self, frame: np.ndarray, affine: Affine, reuse: bool = False) -> np.ndarray:
+        """The (N, 3, H, W) model batch of the crops ``affine`` defines (training builds its own augmented Affine).
 
         Per box: one bilinear ``warpAffine`` into a small scratch image, then one ``cv2.LUT`` per plane writing
         colour order, mean and std straight into the NCHW batch. OpenCV's warp is about 2.5x faster on 4-channel
@@ -80,7 +85,6 @@ class Cropper:
         (BGRA_PIXELS_PER_BOX). With ``reuse`` the batch lives in a per-thread buffer that the next call on the same
         thread overwrites (the pipeline feeds it to the model at once); otherwise it is a new array.
         """
-        affine = self.affine(boxes)
         scratch = self._scratch
         if frame.shape[0] * frame.shape[1] < len(affine) * BGRA_PIXELS_PER_BOX:
             scratch.frame = _reuse(scratch.frame, (*frame.shape[:2], 4))
@@ -94,4 +98,4 @@ class Cropper:
             planes = cv2.split(crop)
             for c, src in enumerate(self.source):
                 cv2.LUT(planes[src], self.tables[c], dst=out[i, c])
-        return (out if self.dtype == np.float32 else out.astype(self.dtype)), affine
+        return out if self.dtype == np.float32 else out.astype(self.dtype)
