@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections import defaultdict
@@ -10,21 +9,12 @@ from collections import defaultdict
 import numpy as np
 
 from edgepose.errors import InputError
-
-
-def _read(path: str, what: str):
-    if not os.path.isfile(path):
-        raise InputError(f"{what} file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{what} file {path} is not valid JSON: {exc}") from exc
+from edgepose.io import read_json
 
 
 def image_ids(coco_json: str) -> dict[str, int]:
     """file_name (base name) -> image id from a COCO annotation file."""
-    data = _read(coco_json, "COCO")
+    data = read_json(coco_json, "COCO")
     if not isinstance(data, dict) or "images" not in data:
         raise InputError(f"{coco_json} has no 'images' list: is it a COCO annotation file?")
     return {os.path.basename(img["file_name"]): img["id"] for img in data["images"]}
@@ -39,7 +29,7 @@ def load_boxes(
     COCO annotation file's ids to find the image) or a mapping file_name -> [[x, y, w, h, score], ...].
     Boxes scoring below ``threshold`` are dropped.
     """
-    data = _read(path, "boxes")
+    data = read_json(path, "boxes")
     rows: dict[str, list] = defaultdict(list)
     if isinstance(data, list):
         if ids is None:

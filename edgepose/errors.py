@@ -40,3 +40,11 @@ def require(module: str, extra: str, feature: str):
         raise MissingDependencyError(
             f"{feature} needs the '{module}' package: pip install 'edgepose[{extra}]'"
         ) from exc
+
+
+class ConfigError(EdgePoseError, ValueError):
+    """A configuration file has unknown keys, wrong types or missing values."""
+
+
+class CheckpointError(EdgePoseError):
+    """A checkpoint cannot be read, or does not match the architecture it is loaded into."""

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 
 from edgepose.errors import InputError, require
+from edgepose.io import read_json
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
-
-
-def _load_json(path: str, what: str):
-    if not os.path.isfile(path):
-        raise InputError(f"{what} file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{what} file {path} is not valid JSON: {exc}") from exc
 
 
 def coco_keypoint_eval(gt_path: str | os.PathLike, pred_path: str | os.PathLike, verbose: bool = True) -> dict:
@@ -32,8 +22,8 @@ def coco_keypoint_eval(gt_path: str | os.PathLike, pred_path: str | os.PathLike,
     from pycocotools.cocoeval import COCOeval
 
     gt_path, pred_path = os.fspath(gt_path), os.fspath(pred_path)
-    gt_data = _load_json(gt_path, "ground-truth")
-    preds = _load_json(pred_path, "predictions")
+    gt_data = read_json(gt_path, "ground-truth")
+    preds = read_json(pred_path, "predictions")
     if not isinstance(gt_data, dict) or "annotations" not in gt_data or "images" not in gt_data:
         raise InputError(f"{gt_path} is not a COCO annotation file (needs 'images' and 'annotations')")
     if not isinstance(preds, list) or not preds:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -48,6 +49,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write UTF-8 text atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON"):
+    """Parse a JSON file, or raise InputError saying which ``what`` file is missing or malformed."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{what} file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} file {path} is not valid JSON: {exc}") from exc
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -50,6 +50,22 @@ class Poses:
         return out
 
 
+def average_flip(codec, plain: dict[str, np.ndarray], flipped: dict[str, np.ndarray],
+                 flip_index: np.ndarray) -> dict[str, np.ndarray]:
+    """The flip test: mean of the outputs and the codec's flip-back of the mirrored crop's outputs."""
+    back = codec.flip_back(flipped, flip_index)
+    return {k: (v.astype(np.float32) + back[k]) * 0.5 for k, v in plain.items()}
+
+
+def decode_to_frame(codec, outputs: dict[str, np.ndarray], affine: Affine) -> tuple[np.ndarray, np.ndarray]:
+    """Codec outputs -> keypoints (N,K,2) float32 in frame pixels and scores (N,K) float32.
+
+    The one decode path of the runtime; training-side evaluation calls it too, so both score the same numbers.
+    """
+    xy, scores = codec.decode(outputs)
+    return affine.inverse().apply(xy).astype(np.float32), scores.astype(np.float32)
+
+
 def _empty_poses(k: int, meta: dict) -> Poses:
     return Poses(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), np.zeros((0, 4), np.float32),
                  np.zeros((0,), np.float32), meta)
@@ -130,14 +146,12 @@ class PoseEstimator:
         both = np.concatenate([batch, batch[..., ::-1]])
         outputs = self.binding.rename(self.backend.infer({self.binding.input.name: both}))
         n = len(batch)
-        plain = {k: v[:n].astype(np.float32) for k, v in outputs.items()}
-        flipped = self.codec.flip_back({k: v[n:] for k, v in outputs.items()}, self.flip_index)
-        return {k: (plain[k] + flipped[k]) * 0.5 for k in plain}
+        return average_flip(self.codec, {k: v[:n] for k, v in outputs.items()}, {k: v[n:] for k, v in outputs.items()},
+                            self.flip_index)
 
     def decode(self, outputs: dict[str, np.ndarray], affine: Affine) -> tuple[np.ndarray, np.ndarray]:
         """Codec outputs -> keypoints (N,K,2) in frame pixels and scores (N,K)."""
-        xy, scores = self.codec.decode(outputs)
-        return affine.inverse().apply(xy).astype(np.float32), scores.astype(np.float32)
+        return decode_to_frame(self.codec, outputs, affine)
 
     def __call__(self, frame: np.ndarray, boxes: np.ndarray | None = None,
                  box_scores: np.ndarray | None = None) -> Poses:

@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 from edgepose import __version__
 from edgepose.cli import card_cmd, eval_cmd, predict_cmd
-from edgepose.errors import EdgePoseError
+from edgepose.errors import EdgePoseError, MissingDependencyError
 
-# subcommand name -> module with add_arguments(parser) and run(args) -> int; a literal dict.
+# subcommand name -> module with HELP, add_arguments(parser) and run(args) -> int; a literal dict.
 COMMANDS = {"predict": predict_cmd, "eval": eval_cmd, "card": card_cmd}
 
+# Workstation commands live in the torch-side packages. The runtime never imports them: only running one of these
+# commands loads its module (so `edgepose --help` and the runtime stay free of torch).
+WORKSTATION_COMMANDS = {
+    "train": ("compress.train", "train a pose model from a YAML config (DDP under torchrun)"),
+    "evaluate": ("compress.cli_evaluate", "COCO keypoint AP and PCK of a training checkpoint"),
+    "data": ("compress.cli_data", "make datasets: 'edgepose data synth --out DIR --train N --val M'"),
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand."""
+
+def _workstation_module(name: str):
+    module_name, _ = WORKSTATION_COMMANDS[name]
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"'edgepose {name}' needs the training tools ({exc.name or exc}): pip install 'edgepose[train]'"
+        ) from exc
+
+
+def build_parser(load: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; the workstation command ``load`` (if any) gets its full arguments."""
     parser = argparse.ArgumentParser(prog="edgepose", description="Fast, trustworthy top-down pose estimation.")
     parser.add_argument("--version", action="version", version=f"edgepose {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -22,12 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
+    for name, (_, text) in WORKSTATION_COMMANDS.items():
+        sub = subparsers.add_parser(name, help=text, description=text, add_help=name == load)
+        if name == load:
+            module = _workstation_module(name)
+            module.add_arguments(sub)
+            sub.set_defaults(run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        parser = build_parser(first if first in WORKSTATION_COMMANDS else None)
+    except MissingDependencyError as exc:
+        print(f"edgepose {first}: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
         parser.print_help()
