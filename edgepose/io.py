@@ -29,6 +29,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     base, suffix = os.path.splitext(os.path.basename(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{suffix}", dir=directory)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; artefacts are meant to be shared like any written file
     try:
         yield tmp
         os.replace(tmp, path)
