@@ -1,0 +1,60 @@
+"""Run logs: one CSV row per epoch, mirrored to TensorBoard when it is installed."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+
+class RunLog:
+    """Appends epoch metrics to ``out_dir/log.csv`` (columns fixed by the first row) and TensorBoard scalars."""
+
+    def __init__(self, out_dir: str, enabled: bool = True, append: bool = False) -> None:
+        self.enabled = enabled
+        self.path = os.path.join(out_dir, "log.csv")
+        self._writer = None
+        if not enabled:
+            return
+        os.makedirs(out_dir, exist_ok=True)
+        if not append and os.path.exists(self.path):
+            os.remove(self.path)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(os.path.join(out_dir, "tb"))
+        except ImportError:  # tensorboard is optional
+            self._writer = None
+
+    def write(self, metrics: dict) -> None:
+        """Add one epoch's numbers."""
+        if not self.enabled:
+            return
+        row = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}
+        new = not os.path.exists(self.path)
+        columns = list(row) if new else _header(self.path)
+        with open(self.path, "a", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if self._writer is not None:
+            for key, value in row.items():
+                if value is not None and key != "epoch":
+                    self._writer.add_scalar(key, value, metrics.get("epoch", 0))
+            self._writer.flush()
+
+    def note(self, text: str) -> None:
+        """Append a line to ``out_dir/notes.txt``."""
+        if self.enabled:
+            with open(os.path.join(os.path.dirname(self.path), "notes.txt"), "a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+
+    def close(self) -> None:
+        """Flush TensorBoard."""
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _header(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as fh:
+        return next(csv.reader(fh))
