@@ -70,3 +70,24 @@ def build(path: str, blocks: int = 6, width: int = 64, seed: int = 0, card: Mode
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path
+
+
+def export_zoo_model(name: str, path: str, card: ModelCard = CARD) -> str:
+    """Export a randomly initialised ``compress.models`` network (e.g. lite_hrnet_18) with ``card`` embedded.
+
+    Random weights time the real graph; accuracy comes from trained checkpoints, not from here.
+    """
+    import onnx
+    import torch
+
+    from compress.models import build_model
+
+    model = build_model(name, num_keypoints=card.num_keypoints, input_size=card.input_size).eval()
+    w, h = card.input_size
+    torch.onnx.export(model, torch.zeros(1, 3, h, w), path, input_names=["input"], output_names=["heatmaps"],
+                      dynamic_axes={"input": {0: "N"}, "heatmaps": {0: "N"}}, opset_version=17, dynamo=False)
+    graph = onnx.load(path)
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = CARD_KEY, card.to_json()
+    onnx.save(graph, path)
+    return path

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_runtime.py                    # the stand-in 0.3-GFLOP 256x192 model, a real COCO frame
     python benchmarks/bench_runtime.py --model pose.onnx  # any carded model
+    python benchmarks/bench_runtime.py --arch lite_hrnet_18 --out benchmarks/results/runtime_core_lite_hrnet_18.json
 
 Writes benchmarks/results/runtime_core.json (with the machine) and prints a Markdown table.
 """
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="carded ONNX pose model (default: the stand-in network)")
+    parser.add_argument("--arch", help="instead: export this compress.models network (random weights), e.g. "
+                                       "lite_hrnet_18 (needs torch)")
     parser.add_argument("--frame", default=str(DEFAULT_FRAME), help="image to crop from")
     parser.add_argument("--persons", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--iters", type=int, default=100)
@@ -109,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = args.model or bench_model.build(os.path.join(tmp, "bench.onnx"))
+        if args.arch:
+            model = bench_model.export_zoo_model(args.arch, os.path.join(tmp, f"{args.arch}.onnx"))
+        else:
+            model = args.model or bench_model.build(os.path.join(tmp, "bench.onnx"))
         options = {"threads": args.threads} if args.threads else {}
         frame = read_image(args.frame) if os.path.isfile(args.frame) else np.random.default_rng(0).integers(
             0, 256, (480, 640, 3), dtype=np.uint8)
@@ -130,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
                          "crop_decode_over_infer": crop_decode / per_person["infer"],
                          "plain_loop_over_edgepose": result["plain_loop"]["median"] / result["end_to_end"]["median"]})
     record = {"benchmark": "runtime_core", "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
-              "model": args.model or f"stand-in {bench_model.CARD.name} ({bench_model.gflops():.2f} GFLOPs)",
+              "model": args.model or (f"{args.arch} (random weights)" if args.arch else
+                                      f"stand-in {bench_model.CARD.name} ({bench_model.gflops():.2f} GFLOPs)"),
               "frame": os.path.basename(args.frame), "frame_shape": list(frame.shape), "iters": args.iters,
               "repeats": args.repeats,
               "environment": environment(args.threads), "rows": rows}

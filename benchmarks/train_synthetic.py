@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     result = train(config, resume=False, progress=True)
     minutes = (time.time() - started) / 60
     with open(os.path.join(config.out_dir, "log.csv"), encoding="utf-8") as fh:
-        curve = [{"epoch": int(r["epoch"]), "AP": float(r["AP"]), "train_loss": float(r["train_loss"])}
+        curve = [{"epoch": int(r["epoch"]), "AP": float(r["AP"]), "AP50": float(r["AP50"]),
+                  "PCK@0.05": float(r["PCK@0.05"]) if r.get("PCK@0.05") else None,
+                  "train_loss": float(r["train_loss"]), "epoch_seconds": float(r["epoch_seconds"])}
                  for r in csv.DictReader(fh) if r.get("AP")]
     record = {
         "benchmark": "synthetic_training",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -66,6 +67,13 @@ def test_run_writes_checkpoints_logs_and_scores(synth, tmp_path):
     assert card == cfg.model_card() and payload["state"]["iteration"] == 6 and "ema_state_dict" in payload
     out = model(torch.zeros(1, 3, 128, 96))
     assert out["heatmaps"].shape == (1, 17, 32, 24)
+    # `edgepose evaluate` on the checkpoint scores exactly what the trainer's last validation scored (EMA weights).
+    cli = subprocess.run([sys.executable, "-m", "edgepose", "evaluate", str(tmp_path / "run" / "last.pth"), "--data",
+                          str(synth), "--workers", "0", "--out", str(tmp_path / "evaluated")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    metrics = json.loads((tmp_path / "evaluated" / "metrics.json").read_text())
+    assert metrics["AP"] == pytest.approx(result["AP"], abs=1e-12) and 0 <= metrics["PCK@0.05"] <= 1
 
 
 def test_resume_after_kill_mid_epoch_is_exact(synth, tmp_path):

@@ -46,7 +46,7 @@ from edgepose.coco import KEYPOINTS, SKELETON
 from edgepose.errors import InputError
 from edgepose.io import atomic_write_bytes, atomic_write_text
 
-VERSION = 1
+VERSION = 2  # 2: fewer free, lying and upside-down figures; mostly frontal or back views
 DEFAULT_SIZE = (320, 240)  # width, height
 JPEG_QUALITY = 90
 SPLITS = ("train", "val")
