@@ -14,6 +14,10 @@ from edgepose.io import atomic_path
 FORMAT = "edgepose-checkpoint-1"
 
 
+class ForeignCheckpointError(CheckpointError):
+    """A readable torch file that is not an edgepose checkpoint (e.g. MMPose's)."""
+
+
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, card: ModelCard, **extra: Any) -> None:
     """Write ``{format, arch, card, state_dict, **extra}`` to ``path`` via a temp file and rename."""
     payload = {"format": FORMAT, "arch": dict(model.arch), "card": card.to_dict(),
@@ -32,7 +36,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as exc:  # torch raises several types for truncated/corrupt zip archives
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a torch file): {exc}") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(
+        raise ForeignCheckpointError(
             f"{path} is not an edgepose checkpoint (no '{FORMAT}' format tag); MMPose checkpoints load with "
             "model.init in the training config"
         )

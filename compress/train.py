@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from compress import distributed
-from compress.checkpoint import load_state, read_checkpoint, save_checkpoint
+from compress.checkpoint import ForeignCheckpointError, load_state, read_checkpoint, save_checkpoint
 from compress.config import from_dict, load_yaml, to_dict
 from compress.losses import pose_loss
 from compress.train_config import TrainConfig
@@ -64,9 +64,11 @@ def build_for(config: TrainConfig, card: ModelCard) -> torch.nn.Module:
         from compress.models.mmpose_weights import load_mmpose_checkpoint
 
         try:
-            load_state(model, read_checkpoint(config.model.init)["state_dict"], config.model.init)
-        except Exception:  # not ours: try MMPose's key layout, which raises its own clear error
+            payload = read_checkpoint(config.model.init)
+        except ForeignCheckpointError:  # not ours: MMPose's key layout, which raises its own clear error
             load_mmpose_checkpoint(model, config.model.init)
+        else:
+            load_state(model, payload["state_dict"], config.model.init)
     return model
 
 

@@ -132,3 +132,21 @@ def test_bad_inputs_name_the_problem(synth, tmp_path):
     (tmp_path / "cut.pth").write_bytes((tmp_path / "other.pth").read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="truncated"):
         load_model(tmp_path / "cut.pth")
+
+
+def test_model_init_loads_our_checkpoint_and_refuses_others(synth, tmp_path):
+    from compress.models import build_model
+    from compress.train import build_for
+
+    cfg = from_dict(TrainConfig, config_dict(synth, tmp_path))
+    source = build_model("lite_hrnet_tiny", input_size=(96, 128))
+    save_checkpoint(tmp_path / "init.pth", source, cfg.model_card())
+    started = build_for(from_dict(TrainConfig, config_dict(synth, tmp_path, model={"init": str(tmp_path / "init.pth")})),
+                        cfg.model_card())
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), started.state_dict().values(),
+                                                 strict=True))
+    other = build_model("lite_hrnet_18", input_size=(96, 128))
+    save_checkpoint(tmp_path / "other.pth", other, cfg.model_card())
+    with pytest.raises(CheckpointError, match="does not match"):
+        build_for(from_dict(TrainConfig, config_dict(synth, tmp_path, model={"init": str(tmp_path / "other.pth")})),
+                  cfg.model_card())
