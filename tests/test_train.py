@@ -141,8 +141,8 @@ def test_model_init_loads_our_checkpoint_and_refuses_others(synth, tmp_path):
     cfg = from_dict(TrainConfig, config_dict(synth, tmp_path))
     source = build_model("lite_hrnet_tiny", input_size=(96, 128))
     save_checkpoint(tmp_path / "init.pth", source, cfg.model_card())
-    started = build_for(from_dict(TrainConfig, config_dict(synth, tmp_path, model={"init": str(tmp_path / "init.pth")})),
-                        cfg.model_card())
+    init = config_dict(synth, tmp_path, model={"init": str(tmp_path / "init.pth")})
+    started = build_for(from_dict(TrainConfig, init), cfg.model_card())
     assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), started.state_dict().values(),
                                                  strict=True))
     other = build_model("lite_hrnet_18", input_size=(96, 128))
