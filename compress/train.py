@@ -137,6 +137,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     if config.ema_decay:
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay))
+    teacher = None
+    if config.distill is not None:
+        from compress.distill import FrozenTeacher, distill_loss
+
+        teacher = FrozenTeacher(config.distill.teacher, card).to(ctx.device)
     net = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
     per_epoch = len(train_loader) if config.max_iters_per_epoch is None else min(len(train_loader),
                                                                                  config.max_iters_per_epoch)
@@ -173,7 +178,12 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             targets = {k: v.to(ctx.device, non_blocking=True) for k, v in batch["targets"].items()}
             weights = batch["weights"].to(ctx.device, non_blocking=True)
             with torch.autocast(ctx.device.type, dtype=torch.float16, enabled=use_amp):
-                loss = pose_loss(net(images), targets, weights)
+                outputs = net(images)
+                if teacher is None:
+                    loss = pose_loss(outputs, targets, weights)
+                else:
+                    loss = distill_loss(outputs, teacher(images), targets, weights, card, teacher.card,
+                                        config.distill)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at iteration {state.iteration}: lower optim.lr")
             optimizer.zero_grad(set_to_none=True)

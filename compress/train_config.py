@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from compress.distill import DistillConfig
 from edgepose.card import ModelCard
 from edgepose.errors import ConfigError
 
@@ -74,6 +75,7 @@ class TrainConfig:
     eval_every: int = 1
     flip_test: bool = False
     max_iters_per_epoch: int | None = None  # cap for smoke runs and tests
+    distill: DistillConfig | None = None  # Fast Pose Distillation from a teacher checkpoint (compress/distill.py)
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

@@ -150,3 +150,21 @@ def test_model_init_loads_our_checkpoint_and_refuses_others(synth, tmp_path):
     with pytest.raises(CheckpointError, match="does not match"):
         build_for(from_dict(TrainConfig, config_dict(synth, tmp_path, model={"init": str(tmp_path / "other.pth")})),
                   cfg.model_card())
+
+
+def test_distillation_runs_under_the_same_trainer(synth, tmp_path):
+    teacher = train(from_dict(TrainConfig, config_dict(synth, tmp_path / "teacher", epochs=1, max_iters_per_epoch=2)),
+                    progress=False)
+    spec = config_dict(synth, tmp_path / "student", epochs=1, max_iters_per_epoch=2,
+                       distill={"teacher": teacher["last"], "alpha": 0.5})
+    result = train(from_dict(TrainConfig, spec), progress=False)
+    assert result["epoch"] == 1 and (tmp_path / "student" / "last.pth").exists()
+    assert read_checkpoint(tmp_path / "student" / "last.pth")["config"]["distill"]["alpha"] == 0.5
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump(config_dict(synth, tmp_path / "x")))
+    out = subprocess.run([sys.executable, "-m", "edgepose", "distill", str(tmp_path / "plain.yaml")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "no 'distill' section" in out.stderr and "Traceback" not in out.stderr
+    mismatched = config_dict(synth, tmp_path / "bad", card={"input_size": [64, 128], "heatmap_size": [16, 32]},
+                             distill={"teacher": teacher["last"]})
+    with pytest.raises(ConfigError, match="same crop"):
+        train(from_dict(TrainConfig, mismatched), progress=False)

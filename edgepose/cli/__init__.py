@@ -17,6 +17,7 @@ COMMANDS = {"predict": predict_cmd, "eval": eval_cmd, "card": card_cmd}
 # commands loads its module (so `edgepose --help` and the runtime stay free of torch).
 WORKSTATION_COMMANDS = {
     "train": ("compress.train", "train a pose model from a YAML config (DDP under torchrun)"),
+    "distill": ("compress.cli_distill", "train a student from a teacher checkpoint (Fast Pose Distillation)"),
     "evaluate": ("compress.cli_evaluate", "COCO keypoint AP and PCK of a training checkpoint"),
     "data": ("compress.cli_data", "make datasets: 'edgepose data synth --out DIR --train N --val M'"),
 }
