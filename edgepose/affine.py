@@ -37,6 +37,8 @@ def boxes_to_center_scale(
 def validate_boxes(boxes: np.ndarray, frame_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Check (N, 4) xyxy boxes: finite, positive size, and (with ``frame_shape``) overlapping the frame."""
     arr = np.asarray(boxes, dtype=np.float64)
+    if arr.size == 0:  # no persons: [] or an empty (0, 4) array
+        return np.zeros((0, 4))
     if arr.ndim == 1 and arr.size == 4:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != 4:

@@ -96,6 +96,7 @@ def test_empty_and_bad_input(model):
     with PoseEstimator(model) as est:
         empty = est(FRAME, np.zeros((0, 4)))
         assert empty.xy.shape == (0, 17, 2) and empty.to_coco(1) == []
+        assert len(est(FRAME, [])) == 0 and len(est(FRAME, [], [])) == 0
         with pytest.raises(InputError, match="no detector"):
             est(FRAME)
         with pytest.raises(InputError, match="zero or negative"):
