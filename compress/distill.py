@@ -10,16 +10,19 @@ Supported pairs (checked by ``check_pair``; anything else is refused with the re
   resampled to the SimCC bins) and matched by KL with a temperature.
 - SimCC teacher -> SimCC student with the same bins: KL between temperature-softened distributions.
 The teacher runs frozen in eval mode under ``torch.no_grad``; both models must take the same input crop (same
-input size, mean/std, colour order and box padding), since one batch feeds both.
+input size, mean/std, colour order and box padding), since one batch feeds both. Its outputs can be cached on disk
+once and reused by every student (``cache:``, see ``compress.teacher_cache``), and student layers can imitate
+teacher layers through adapters (``features:``, see ``compress.feature_distill``; needs the teacher online).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
+from compress.feature_distill import FeaturePair
 from compress.losses import heatmap_mse, pose_loss
 from edgepose.card import ModelCard
 from edgepose.errors import ConfigError
@@ -32,8 +35,13 @@ class DistillConfig:
     teacher: str  # checkpoint written by edgepose train
     alpha: float = 0.5
     temperature: float = 1.0  # SimCC students: softens teacher and student distributions
+    cache: str | None = None  # a folder for the teacher-output cache, shared by every student of this teacher
+    features: list[FeaturePair] = field(default_factory=list)  # feature-level pairs (student layer <- teacher's)
 
     def __post_init__(self) -> None:
+        if self.cache and self.features:
+            raise ConfigError("distill.cache stores the teacher's outputs only: feature-level distillation "
+                              "(distill.features) needs the teacher online; drop one of them")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"distill.alpha must be in [0, 1], got {self.alpha}")
         if self.temperature <= 0:

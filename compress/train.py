@@ -137,11 +137,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     if config.ema_decay:
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay))
-    teacher = None
+    teacher = adapters = None
     if config.distill is not None:
-        from compress.distill import FrozenTeacher, distill_loss
+        from compress.teacher_source import TeacherSource
 
-        teacher = FrozenTeacher(config.distill.teacher, card).to(ctx.device)
+        teacher = TeacherSource(config.distill, model, card, train_loader.dataset, config.seed, ctx.device)
+        if teacher.adapters is not None:  # feature adapters train with the student, outside the exported model
+            optimizer.add_param_group({"params": list(teacher.adapters.parameters())})
+            adapters = (torch.nn.parallel.DistributedDataParallel(teacher.adapters) if ctx.distributed
+                        else teacher.adapters)
     net = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
     per_epoch = len(train_loader) if config.max_iters_per_epoch is None else min(len(train_loader),
                                                                                  config.max_iters_per_epoch)
@@ -155,12 +159,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
         scaler.load_state_dict(payload["scaler"])
         if ema is not None and payload.get("ema_full"):
             ema.load_state_dict(payload["ema_full"])
+        if teacher is not None and teacher.adapters is not None:
+            teacher.adapters.load_state_dict(payload["adapters"])
         state = State(**payload["state"])
         set_rng_state(payload["rng"])
     log = RunLog(config.out_dir, enabled=ctx.is_main, append=resume)
     metrics: dict = {}
     for epoch in range(state.epoch, config.epochs):
         set_epoch(train_loader, epoch)
+        if teacher is not None:
+            teacher.begin_epoch(epoch, ctx.is_main, lambda: distributed.barrier(ctx))
         net.train()
         batches = train_loader
         if progress and ctx.is_main:
@@ -182,8 +190,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
                 if teacher is None:
                     loss = pose_loss(outputs, targets, weights)
                 else:
-                    loss = distill_loss(outputs, teacher(images), targets, weights, card, teacher.card,
-                                        config.distill)
+                    loss = teacher.loss(outputs, images, batch["meta"], targets, weights, adapters)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at iteration {state.iteration}: lower optim.lr")
             optimizer.zero_grad(set_to_none=True)
@@ -214,6 +221,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             state.best_ap = max(state.best_ap, ap)
             extra = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
                      "state": vars(state).copy(), "config": to_dict(config), "metrics": metrics}
+            if teacher is not None and teacher.adapters is not None:
+                extra["adapters"] = teacher.adapters.state_dict()
             if ema is not None:
                 extra["ema_state_dict"] = {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
                 extra["ema_full"] = ema.state_dict()
@@ -223,6 +232,11 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             log.write(metrics)
         state.best_ap = distributed.broadcast(ctx, state.best_ap)
         distributed.barrier(ctx)
+    if teacher is not None:
+        if teacher.cache is not None and ctx.is_main:
+            log.note(f"teacher cache {teacher.cache.dir}: {teacher.cache.hits} batches read, "
+                     f"{teacher.cache.misses} computed")
+        teacher.close()
     checksum = float(sum(p.detach().double().sum().item() for p in model.parameters()))
     agree = distributed.same_on_all_ranks(ctx, checksum)
     if ctx.distributed and ctx.is_main:

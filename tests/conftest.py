@@ -23,3 +23,13 @@ def yolox_path() -> Path:
     """The real pretrained YOLOX-Nano person detector."""
     assert YOLOX.is_file(), f"fixture model missing: {YOLOX}"
     return YOLOX
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory) -> Path:
+    """A small synthetic pose set (24 train, 6 val images) in COCO layout."""
+    from compress.data.synthetic import generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, 24, 6, seed=3, progress=False)
+    return out

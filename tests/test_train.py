@@ -23,15 +23,6 @@ from edgepose.errors import CheckpointError, ConfigError, InputError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory) -> Path:
-    from compress.data.synthetic import generate
-
-    out = tmp_path_factory.mktemp("synth")
-    generate(out, 24, 6, seed=3, progress=False)
-    return out
-
-
 def config_dict(root: Path, out: Path, **changes) -> dict:
     base = {
         "card": {"input_size": [96, 128], "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375],
