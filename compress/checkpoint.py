@@ -22,6 +22,8 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, card: Model
     """Write ``{format, arch, card, state_dict, **extra}`` to ``path`` via a temp file and rename."""
     payload = {"format": FORMAT, "arch": dict(model.arch), "card": card.to_dict(),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
+    if getattr(model, "pruned_channels", None):  # compress.prune: the channel counts pruning changed
+        payload["pruned_channels"] = dict(model.pruned_channels)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -64,5 +66,17 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelCard, dic
 
     payload = read_checkpoint(path)
     model = build_model(**payload["arch"])
-    load_state(model, payload.get("ema_state_dict") or payload["state_dict"], os.fspath(path))
+    state = payload.get("ema_state_dict") or payload["state_dict"]
+    restore_pruned(model, payload, state)
+    load_state(model, state, os.fspath(path))
     return model.eval(), ModelCard.from_dict(payload["card"]), payload
+
+
+def restore_pruned(model: torch.nn.Module, payload: dict, state_dict: dict) -> None:
+    """Give a freshly built model the pruned channel counts its checkpoint records (no-op when unpruned)."""
+    record = payload.get("pruned_channels")
+    if record:
+        from compress.pruned_shapes import apply_channel_record
+
+        apply_channel_record(model, record, state_dict)
+        model.pruned_channels = dict(record)

@@ -23,7 +23,13 @@ import numpy as np
 import torch
 
 from compress import distributed
-from compress.checkpoint import ForeignCheckpointError, load_state, read_checkpoint, save_checkpoint
+from compress.checkpoint import (
+    ForeignCheckpointError,
+    load_state,
+    read_checkpoint,
+    restore_pruned,
+    save_checkpoint,
+)
 from compress.config import from_dict, load_yaml, to_dict
 from compress.losses import pose_loss
 from compress.train_config import TrainConfig
@@ -68,7 +74,9 @@ def build_for(config: TrainConfig, card: ModelCard) -> torch.nn.Module:
         except ForeignCheckpointError:  # not ours: MMPose's key layout, which raises its own clear error
             load_mmpose_checkpoint(model, config.model.init)
         else:
-            load_state(model, payload["state_dict"], config.model.init)
+            state = payload.get("ema_state_dict") or payload["state_dict"]
+            restore_pruned(model, payload, state)
+            load_state(model, state, config.model.init)
     return model
 
 

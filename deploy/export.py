@@ -1,0 +1,73 @@
+"""PyTorch pose model -> ONNX with the ModelCard embedded: opset 17, named tensors, dynamic batch, onnxslim.
+
+    export_model(model, card, "model.onnx")          # a built (or pruned, or QAT) model
+    export_checkpoint("best.pth", "model.onnx")      # a training checkpoint: rebuilds its own model
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import torch
+
+from edgepose.card import ModelCard
+from edgepose.errors import ModelError
+
+OPSET = 17
+
+
+class _Outputs(torch.nn.Module):
+    """Turns the model's output dict into a tuple in the card's ``output_names`` order (what ONNX needs)."""
+
+    def __init__(self, model: torch.nn.Module, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(x)
+        missing = [n for n in self.names if n not in out]
+        if missing:
+            raise ModelError(f"model outputs {sorted(out)}, the card expects {list(self.names)}")
+        return tuple(out[n] for n in self.names)
+
+
+def export_model(model: torch.nn.Module, card: ModelCard, path: str | os.PathLike, opset: int = OPSET,
+                 dynamic_batch: bool = True, slim: bool = True) -> str:
+    """Export ``model`` (eval mode, CPU, float32) for ``card`` to ``path``; returns the path.
+
+    The graph is checked by onnx.checker, simplified by onnxslim when ``slim``, and carries the card (checked
+    against its tensors by ``embed_card``). The file appears only when everything succeeded.
+    """
+    import onnx
+
+    from edgepose.onnx_card import embed_card
+
+    path = os.fspath(path)
+    model = model.eval().cpu().float()
+    w, h = card.input_size
+    names = tuple(card.output_names)
+    wrapped = _Outputs(model, names)
+    axes = {card.input_name: {0: "N"}, **{n: {0: "N"} for n in names}} if dynamic_batch else None
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "raw.onnx")
+        with torch.no_grad():
+            torch.onnx.export(wrapped, torch.zeros(1, 3, h, w), raw, input_names=[card.input_name],
+                              output_names=list(names), dynamic_axes=axes, opset_version=opset, dynamo=False)
+        graph = onnx.load(raw)
+        if slim:
+            import onnxslim
+
+            graph = onnxslim.slim(graph)
+        onnx.checker.check_model(graph)
+        onnx.save(graph, raw)
+        embed_card(raw, card, path)
+    return path
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike, **options) -> str:
+    """Export the model a checkpoint rebuilds (pruned and QAT models included) with its card."""
+    from compress.checkpoint import load_model
+
+    model, card, _ = load_model(checkpoint)
+    return export_model(model, card, path, **options)
