@@ -24,6 +24,8 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, card: Model
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
     if getattr(model, "pruned_channels", None):  # compress.prune: the channel counts pruning changed
         payload["pruned_channels"] = dict(model.pruned_channels)
+    if getattr(model, "qat", False):  # compress.qat: BNs folded, fake-quantized convolutions
+        payload["qat"] = True
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -73,10 +75,14 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, ModelCard, dic
 
 
 def restore_pruned(model: torch.nn.Module, payload: dict, state_dict: dict) -> None:
-    """Give a freshly built model the pruned channel counts its checkpoint records (no-op when unpruned)."""
+    """Give a freshly built model the structure its checkpoint records: pruned channel counts, QAT wrappers."""
     record = payload.get("pruned_channels")
     if record:
         from compress.pruned_shapes import apply_channel_record
 
         apply_channel_record(model, record, state_dict)
         model.pruned_channels = dict(record)
+    if payload.get("qat"):
+        from compress.qat import prepare_qat
+
+        prepare_qat(model, check=False)

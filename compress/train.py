@@ -77,6 +77,10 @@ def build_for(config: TrainConfig, card: ModelCard) -> torch.nn.Module:
             state = payload.get("ema_state_dict") or payload["state_dict"]
             restore_pruned(model, payload, state)
             load_state(model, state, config.model.init)
+    if config.qat and not getattr(model, "qat", False):
+        from compress.qat import prepare_qat
+
+        prepare_qat(model)
     return model
 
 

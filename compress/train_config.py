@@ -76,6 +76,7 @@ class TrainConfig:
     flip_test: bool = False
     max_iters_per_epoch: int | None = None  # cap for smoke runs and tests
     distill: DistillConfig | None = None  # Fast Pose Distillation from a teacher checkpoint (compress/distill.py)
+    qat: bool = False  # quantization-aware training (compress/qat.py): fold BNs, fake INT8 on conv inputs/weights
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
