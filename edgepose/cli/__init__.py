@@ -20,6 +20,8 @@ WORKSTATION_COMMANDS = {
     "distill": ("compress.cli_distill", "train a student from a teacher checkpoint (Fast Pose Distillation)"),
     "evaluate": ("compress.cli_evaluate", "COCO keypoint AP and PCK of a training checkpoint"),
     "data": ("compress.cli_data", "make datasets: 'edgepose data synth --out DIR --train N --val M'"),
+    "quantize": ("compress.cli_quantize", "INT8 (calibrated QDQ) or FP16 copy of an ONNX pose model, card kept"),
+    "prune": ("compress.prune_job", "prune a checkpoint to a FLOPs target, fine-tuning with distillation"),
 }
 
 

@@ -1,0 +1,328 @@
+"""Post-training INT8 quantization (QDQ, symmetric, as TensorRT expects) and FP16 conversion of ONNX pose models.
+
+    report = quantize_int8("pose.onnx", "pose_int8.onnx", CalibrationImages("pose.onnx", ann, images, num=64))
+    report = convert_fp16("pose.onnx", "pose_fp16.onnx")
+
+INT8: ONNX Runtime's ``quant_pre_process`` (ONNX shape inference and graph optimisation), then ``quantize_static``
+in QDQ format with symmetric per-channel int8 weights and symmetric int8 activations. The first Conv (reading the
+image) and the head (the Conv producing a graph output) stay float by default: they are the layers quantization
+hurts most. With ``sensitivity_sqnr_db`` the float and QDQ models are compared tensor by tensor on calibration
+crops (``onnxruntime.quantization.qdq_loss_debug``); every Conv whose output SQNR falls below the threshold is
+excluded as well and the model is quantized once more.
+
+Both keep the source's ModelCard embedded, so the output runs in ``OnnxRuntimeBackend`` and ``PoseEstimator`` as
+is, and both write ``dst`` atomically: it is either absent (or the old file) or the complete new model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from compress.calibration import CalibrationImages
+from edgepose.errors import EdgePoseError, InputError, ModelError, require
+
+METHODS = ("minmax", "entropy", "percentile")
+# Nodes whose output a graph output is computed from, searching back from that output; they form the "head".
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+# Kept in FP32 by convert_fp16 besides onnxconverter-common's own block list: resampling, reductions and
+# normalisations whose intermediate values overflow or lose precision in half floats.
+FP32_OPS = ("Resize", "Upsample", "ReduceMean", "ReduceL2", "Softmax", "LogSoftmax", "LayerNormalization",
+            "Pow", "Sqrt")
+# Activations the QDQ quantizer may fold into the Conv before them, so that only their output carries Q/DQ.
+FOLDED_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "HardSigmoid", "Sigmoid", "HardSwish")
+SENSITIVITY_SAMPLES = 8
+
+
+@dataclass
+class QuantReport:
+    """What ``quantize_int8`` / ``convert_fp16`` produced: excluded nodes and why, sizes, counts."""
+
+    variant: str  # "int8" | "fp16"
+    src: str
+    dst: str
+    method: str | None  # calibration method (int8 only)
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (node, reason)
+    num_calibration: int = 0
+    quantized_convs: int = 0  # int8: Convs with Q/DQ weights; fp16: Convs with float16 weights
+    size_bytes: int = 0
+    sqnr_db: dict[str, float] = field(default_factory=dict)  # sensitivity analysis: Conv -> output SQNR
+
+    def to_dict(self) -> dict:
+        """A plain-JSON dict."""
+        out = dataclasses.asdict(self)
+        out["excluded"] = [{"node": node, "reason": reason} for node, reason in self.excluded]
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- graph helpers
+
+
+def _load(path: str | os.PathLike):
+    """(onnx module, ModelProto) of ``path``, or ModelError for a missing, corrupt or truncated file."""
+    onnx = require("onnx", "deploy", "Quantizing ONNX models")
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelError(f"model file not found: {path}")
+    try:
+        return onnx, onnx.load(path)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ModelError(f"cannot parse {path} as ONNX (corrupt or truncated): {exc}") from exc
+
+
+def _nearest(start: list[str], nodes_of: Callable[[str], list], onward: Callable, ops: tuple[str, ...]) -> list[str]:
+    """Names of the nodes of type ``ops`` first reached from tensors ``start``: ``nodes_of(tensor)`` gives the
+    next nodes, ``onward(node)`` the tensors to continue from when a node is not one of ``ops``."""
+    found, seen, todo = [], set(), list(start)
+    while todo:
+        for node in nodes_of(todo.pop(0)):
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if node.op_type in ops:
+                found.append(node.name)
+            else:
+                todo += list(onward(node))
+    return list(dict.fromkeys(found))
+
+
+def first_convs(graph) -> list[str]:
+    """The Conv node(s) nearest the graph inputs (those reading the image)."""
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in initializers]
+    return _nearest(inputs, lambda t: consumers.get(t, []), lambda n: n.output, ("Conv",))
+
+
+def head_nodes(graph) -> list[str]:
+    """The weighted node(s) (Conv, Gemm, MatMul) nearest the graph outputs: the prediction head."""
+    producer = {out: node for node in graph.node for out in node.output}
+    outputs = [o.name for o in graph.output]
+    return _nearest(outputs, lambda t: [producer[t]] if t in producer else [], lambda n: n.input, WEIGHTED_OPS)
+
+
+def conv_weight_qdq_coverage(onnx_path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """(Conv nodes whose weight input comes through a DequantizeLinear, Conv nodes whose weight does not)."""
+    _, model = _load(onnx_path)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    covered, plain = [], []
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            source = producer.get(node.input[1])
+            (covered if source is not None and source.op_type == "DequantizeLinear" else plain).append(node.name)
+    return covered, plain
+
+
+# ---------------------------------------------------------------------------------------------- INT8
+
+
+def _ort(what: str, src: str, fn: Callable, *args, **kwargs):
+    """Run an ONNX Runtime tool, turning its own exceptions into a ModelError naming the step and the model."""
+    try:
+        return fn(*args, **kwargs)
+    except EdgePoseError:
+        raise
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"ONNX Runtime could not {what} {src}: {first}") from exc
+
+
+def _reader(src: str, calibration, card) -> CalibrationImages:
+    if not isinstance(calibration, CalibrationImages):
+        if isinstance(calibration, (np.ndarray, list, tuple)):
+            return CalibrationImages(src, tensors=calibration, num=max(len(calibration), 1))
+        raise InputError(
+            f"calibration must be a compress.calibration.CalibrationImages or a list of preprocessed tensors, "
+            f"got {type(calibration).__name__}"
+        )
+    if calibration.card.input_size != card.input_size or calibration.card.input_name != card.input_name:
+        raise InputError(
+            f"calibration crops are for input '{calibration.card.input_name}' {list(calibration.card.input_size)} "
+            f"but {src} takes '{card.input_name}' {list(card.input_size)} (width, height)"
+        )
+    return calibration
+
+
+def _quantize(pre: Path, out: Path, reader: CalibrationImages, method: str, exclude: list[str],
+              per_channel: bool, src: str) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                 "percentile": CalibrationMethod.Percentile}[method]
+    _ort("quantize", src, quantize_static, os.fspath(pre), os.fspath(out), reader.rewind(),
+         quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QInt8,
+         weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), calibrate_method=calibrate,
+         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+
+
+def conv_output_sqnr(float_model: Path, qdq_model: Path, reader: CalibrationImages, workdir: Path,
+                     samples: int = SENSITIVITY_SAMPLES) -> dict[str, float]:
+    """Per Conv node: SQNR (dB) of its output in the QDQ model against the float model, on ``samples`` crops.
+
+    Both models must come from the same pre-processed graph (same tensor names). A Conv whose output is not
+    quantized on its own (an activation folded into it) is measured at that activation's output; Convs left float
+    are absent.
+    """
+    from onnxruntime.quantization.qdq_loss_debug import (
+        collect_activations,
+        compute_activation_error,
+        create_activation_matching,
+        modify_model_output_intermediate_tensors,
+    )
+
+    float_aug, qdq_aug = workdir / "float_debug.onnx", workdir / "qdq_debug.onnx"
+    src = os.fspath(float_model)
+    _ort("instrument", src, modify_model_output_intermediate_tensors, os.fspath(float_model),
+         os.fspath(float_aug), op_types_for_saving=["Conv", *FOLDED_ACTIVATIONS])
+    _ort("instrument", src, modify_model_output_intermediate_tensors, os.fspath(qdq_model), os.fspath(qdq_aug),
+         op_types_for_saving=["QuantizeLinear", "DequantizeLinear"])
+    full = reader.current_range
+    reader.set_range(full[0], min(full[1], full[0] + max(1, int(samples))))
+    try:
+        float_acts = _ort("run", src, collect_activations, os.fspath(float_aug), reader.rewind())
+        qdq_acts = _ort("run", src, collect_activations, os.fspath(qdq_aug), reader.rewind())
+    finally:
+        reader.set_range(*full)
+    matching = create_activation_matching(qdq_acts, float_acts)
+    # compute_activation_error indexes match["float"] unconditionally: keep only tensors both models have
+    errors = compute_activation_error({k: v for k, v in matching.items() if "float" in v})
+    _, model = _load(float_model)
+    consumers: dict[str, list] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    out = {}
+    for node in model.graph.node:
+        if node.op_type != "Conv":
+            continue
+        tensor = node.output[0]
+        after = consumers.get(tensor, [])
+        if tensor not in errors and len(after) == 1 and after[0].op_type in FOLDED_ACTIVATIONS:
+            tensor = after[0].output[0]
+        if tensor in errors:
+            out[node.name] = float(errors[tensor]["xmodel_err"])
+    return out
+
+
+def quantize_int8(
+    src_onnx: str | os.PathLike,
+    dst_onnx: str | os.PathLike,
+    calibration: CalibrationImages | Sequence[np.ndarray] | np.ndarray,
+    method: str = "minmax",
+    exclude: Sequence[str] = (),
+    exclude_first_conv: bool = True,
+    exclude_head: bool = True,
+    sensitivity_sqnr_db: float | None = None,
+    per_channel: bool = True,
+    sensitivity_samples: int = SENSITIVITY_SAMPLES,
+) -> QuantReport:
+    """Quantize ``src_onnx`` to a QDQ INT8 model at ``dst_onnx`` (card kept), calibrated on ``calibration``.
+
+    ``calibration``: a ``CalibrationImages`` reader, or preprocessed (1, 3, H, W) / (N, 3, H, W) tensors.
+    ``exclude``: node names kept float (as in the pre-processed graph, which keeps the exported names).
+    ``sensitivity_sqnr_db``: also keep float every Conv whose output SQNR (float vs QDQ model, on the first
+    ``sensitivity_samples`` calibration items) is below this many dB, then quantize once more.
+    """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgepose.onnx_card import embed_card, read_card
+
+    src, dst = os.fspath(src_onnx), os.fspath(dst_onnx)
+    if method not in METHODS:
+        raise InputError(f"calibration method must be one of {list(METHODS)}, got {method!r}")
+    _load(src)
+    card = read_card(src)
+    reader = _reader(src, calibration, card)
+    with tempfile.TemporaryDirectory(prefix="edgepose-quant-") as tmp:
+        work = Path(tmp)
+        pre, qdq = work / "pre.onnx", work / "qdq.onnx"
+        # ONNX's own shape inference suffices for CNNs. ORT's symbolic inference gives up ("Incomplete symbolic
+        # shape inference") on the dynamic channel-split Slices torch exports for Lite-HRNet, and then leaves
+        # sym_shape_infer_temp.onnx (+ a .data file) in the current directory.
+        _ort("pre-process", src, quant_pre_process, src, os.fspath(pre), skip_symbolic_shape=True)
+        _, graph_model = _load(pre)
+        graph = graph_model.graph
+        names = {node.name for node in graph.node}
+        unknown = [n for n in exclude if n not in names]
+        if unknown:
+            convs = [node.name for node in graph.node if node.op_type == "Conv"][:3]
+            raise InputError(f"--exclude names node(s) {unknown} that {src} does not have (Conv nodes are "
+                             f"named like {convs})")
+        excluded: dict[str, str] = {}
+        for name in first_convs(graph) if exclude_first_conv else []:
+            excluded.setdefault(name, "first conv")
+        for name in head_nodes(graph) if exclude_head else []:
+            excluded.setdefault(name, "head")
+        for name in exclude:
+            excluded.setdefault(name, "user")
+        _quantize(pre, qdq, reader, method, list(excluded), per_channel, src)
+        sqnr: dict[str, float] = {}
+        if sensitivity_sqnr_db is not None:
+            sqnr = conv_output_sqnr(pre, qdq, reader, work, sensitivity_samples)
+            weak = {n: db for n, db in sqnr.items() if db < float(sensitivity_sqnr_db) and n not in excluded}
+            for name, db in weak.items():
+                excluded[name] = f"sensitivity: {db:.1f} dB"
+            if weak:
+                _quantize(pre, qdq, reader, method, list(excluded), per_channel, src)
+        embed_card(qdq, card, dst)
+    covered, _ = conv_weight_qdq_coverage(dst)
+    return QuantReport("int8", src, dst, method, list(excluded.items()), len(reader), len(covered),
+                       os.path.getsize(dst), sqnr)
+
+
+# ---------------------------------------------------------------------------------------------- FP16
+
+
+def convert_fp16(
+    src_onnx: str | os.PathLike,
+    dst_onnx: str | os.PathLike,
+    keep_io_types: bool = True,
+    op_block_list: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+) -> QuantReport:
+    """Convert ``src_onnx`` to float16 at ``dst_onnx`` (card kept) with onnxconverter-common.
+
+    Ops in onnxconverter-common's default block list and in ``op_block_list`` (None: ``FP32_OPS``) stay FP32, as
+    do the nodes named in ``exclude``; ``keep_io_types`` keeps float32 inputs and outputs, so the runtime feeds
+    the model as before.
+    """
+    onnx = require("onnx", "deploy", "FP16 conversion")
+    float16 = require("onnxconverter_common.float16", "deploy", "FP16 conversion")
+
+    from edgepose.onnx_card import embed_card, read_card
+
+    src, dst = os.fspath(src_onnx), os.fspath(dst_onnx)
+    _, model = _load(src)
+    card = read_card(src)
+    unknown = [n for n in exclude if n not in {node.name for node in model.graph.node}]
+    if unknown:
+        raise InputError(f"--exclude names node(s) {unknown} that {src} does not have")
+    blocked = list(dict.fromkeys([*float16.DEFAULT_OP_BLOCK_LIST, *(FP32_OPS if op_block_list is None
+                                                                      else op_block_list)]))
+    half = _ort("convert to FP16", src, float16.convert_float_to_float16, model, keep_io_types=keep_io_types,
+                op_block_list=blocked, node_block_list=list(exclude) or None)
+    # The converter leaves float32 value_info on tensors it re-types through inserted Casts (e.g. around a
+    # blocked Resize), which ONNX Runtime then refuses; infer the types afresh.
+    del half.graph.value_info[:]
+    half = onnx.shape_inference.infer_shapes(half)
+    excluded = {name: "user" for name in exclude}
+    for node in model.graph.node:
+        if node.op_type in blocked:
+            excluded.setdefault(node.name, f"fp32 op {node.op_type}")
+    with tempfile.TemporaryDirectory(prefix="edgepose-fp16-") as tmp:
+        path = os.path.join(tmp, "fp16.onnx")
+        onnx.save(half, path)
+        embed_card(path, card, dst)
+    initializers = {t.name: t.data_type for t in half.graph.initializer}
+    convs = sum(1 for node in half.graph.node
+                if node.op_type == "Conv" and initializers.get(node.input[1]) == onnx.TensorProto.FLOAT16)
+    return QuantReport("fp16", src, dst, None, list(excluded.items()), 0, convs, os.path.getsize(dst))
