@@ -1,0 +1,199 @@
+"""Compression table on the synthetic set: FP32, FP16, INT8 PTQ (MinMax / Entropy / Percentile), INT8 QAT, pruned
+30% and 50% FLOPs (fine-tuned with distillation from the unpruned model) and pruned-50% + INT8.
+
+    python benchmarks/compress_synthetic.py [--base runs/synthetic_teacher_simple_baseline_18/last.pth]
+
+For every variant: COCO AP on the synthetic val split (ground-truth boxes, the runtime's own pipeline), params,
+GFLOPs, ONNX file size, ONNX Runtime CPU latency per person (batch 1 and batch 8; all variants timed round-robin in
+one run, medians), and parity on ../shared/data/coco_val_samples: the mean distance in pixels between each
+variant's keypoints and FP32's on the real COCO persons. Writes benchmarks/results/compression.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_runtime import environment  # noqa: E402
+from edgepose.io import atomic_write_text  # noqa: E402
+
+COCO = ROOT.parent / "shared" / "data" / "coco_val_samples"
+
+
+def latency_table(paths: dict[str, str], crops: np.ndarray, rounds: int) -> dict[str, dict]:
+    """Median ms per person at batch 1 and batch 8, every variant timed in turn within each round."""
+    from edgepose.backends.onnxruntime import OnnxRuntimeBackend
+
+    backends = {k: OnnxRuntimeBackend(p) for k, p in paths.items()}
+    times: dict[str, dict[int, list[float]]] = {k: {1: [], 8: []} for k in paths}
+    try:
+        for b in backends.values():  # warm-up
+            for n in (1, 8):
+                for _ in range(3):
+                    b.infer({b.inputs[0].name: crops[:n]})
+        for _ in range(rounds):
+            for k, b in backends.items():
+                for n in (1, 8):
+                    t0 = time.perf_counter()
+                    b.infer({b.inputs[0].name: crops[:n]})
+                    times[k][n].append((time.perf_counter() - t0) * 1e3 / n)
+    finally:
+        for b in backends.values():
+            b.close()
+    return {k: {"cpu_ms": float(np.median(v[1])), "cpu_ms_b8": float(np.median(v[8]))} for k, v in times.items()}
+
+
+def val_crops(model: str, ann: str, images: str, n: int = 8) -> np.ndarray:
+    """The first ``n`` real person crops of the val split, preprocessed as the runtime does."""
+    from compress.calibration import CalibrationImages
+
+    reader = CalibrationImages(model, ann, images, num=n)
+    batch = []
+    while (item := reader.get_next()) is not None:
+        batch.append(next(iter(item.values())))
+    return np.concatenate(batch)
+
+
+def coco_parity(paths: dict[str, str]) -> dict[str, float]:
+    """Mean keypoint distance (px) to FP32 on the real COCO persons, ground-truth boxes."""
+    from edgepose.evaluate import predict_with_gt_boxes
+
+    ann, images = COCO / "test_coco.json", COCO
+    ref = predict_with_gt_boxes(paths["fp32"], ann, images)
+    out = {}
+    for k, p in paths.items():
+        got = predict_with_gt_boxes(p, ann, images)
+        d = [np.linalg.norm(np.reshape(a["keypoints"], (-1, 3))[:, :2] - np.reshape(b["keypoints"], (-1, 3))[:, :2],
+                            axis=1).mean() for a, b in zip(ref, got, strict=True)]
+        out[k] = float(np.mean(d))
+    return out
+
+
+def finetune_config(base: str, out_dir: str, epochs: int, lr: float):
+    """The base run's training config, set to fine-tune from ``base`` with distillation from it."""
+    from compress.checkpoint import read_checkpoint
+    from compress.config import from_dict
+    from compress.distill import DistillConfig
+    from compress.train_config import TrainConfig
+
+    config = from_dict(TrainConfig, read_checkpoint(base)["config"], "checkpoint config")
+    config = copy.deepcopy(config)
+    config.model.init, config.epochs, config.out_dir = base, epochs, out_dir
+    config.optim.lr, config.optim.warmup_iters = lr, 20
+    config.distill = DistillConfig(teacher=base, alpha=0.5)
+    return config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build every variant (skipping those already built), measure, write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="runs/synthetic_teacher_simple_baseline_18/last.pth")
+    parser.add_argument("--work", default="runs/compression")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "compression.json"))
+    parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs for QAT and pruning")
+    parser.add_argument("--calib", type=int, default=64, help="calibration crops for INT8 PTQ")
+    parser.add_argument("--rounds", type=int, default=40, help="latency rounds")
+    args = parser.parse_args(argv)
+
+    from compress.calibration import CalibrationImages
+    from compress.checkpoint import load_model, read_checkpoint
+    from compress.models.complexity import count_flops, count_params
+    from compress.prune import PruneSettings
+    from compress.prune_job import FinetuneSettings, PruneJob, run_job
+    from compress.quantize import convert_fp16, quantize_int8
+    from compress.train import train
+    from deploy.export import export_checkpoint
+    from edgepose.evaluate import evaluate_model
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data = read_checkpoint(args.base)["config"]["data"]
+    train_ann, train_images = data["train_ann"], data["train_images"]
+    val_ann, val_images = data["val_ann"], data["val_images"]
+    paths: dict[str, str] = {}
+    models: dict[str, str] = {}  # variant -> checkpoint (params / FLOPs)
+    notes: dict[str, dict] = {}
+
+    def step(name: str, path: Path, build) -> None:
+        if not path.exists():
+            print(f"[{name}] building {path}", flush=True)
+            build(str(path))
+        paths[name] = str(path)
+
+    step("fp32", work / "fp32.onnx", lambda p: export_checkpoint(args.base, p))
+    models["fp32"] = args.base
+    step("fp16", work / "fp16.onnx", lambda p: convert_fp16(paths["fp32"], p))
+    models["fp16"] = args.base
+    for method in ("minmax", "entropy", "percentile"):
+        def ptq(p, method=method):
+            report = quantize_int8(paths["fp32"], p, CalibrationImages(paths["fp32"], train_ann, train_images,
+                                                                         num=args.calib), method=method)
+            notes[f"int8_ptq_{method}"] = {"excluded": report.excluded, "quantized_convs": report.quantized_convs}
+        step(f"int8_ptq_{method}", work / f"int8_ptq_{method}.onnx", ptq)
+        models[f"int8_ptq_{method}"] = args.base
+
+    qat_dir = work / "qat"
+    if not (qat_dir / "last.pth").exists():
+        config = finetune_config(args.base, str(qat_dir), args.epochs, 2e-4)
+        config.qat = True
+        train(config)
+    step("int8_qat", work / "int8_qat.onnx", lambda p: export_checkpoint(qat_dir / "last.pth", p))
+    models["int8_qat"] = str(qat_dir / "last.pth")
+
+    for share in (30, 50):
+        out_dir = work / f"pruned{share}"
+        if not (out_dir / "pruned.pth").exists():
+            job = PruneJob(args.base, str(out_dir), PruneSettings(target_flops_ratio=share / 100, global_pruning=False),
+                           FinetuneSettings(epochs=args.epochs, lr=1e-3, distill_alpha=0.5))
+            run_job(job)
+        step(f"pruned{share}", work / f"pruned{share}.onnx",
+             lambda p, d=out_dir: export_checkpoint(d / "pruned.pth", p))
+        models[f"pruned{share}"] = str(out_dir / "pruned.pth")
+    step("pruned50_int8", work / "pruned50_int8.onnx", lambda p: quantize_int8(
+        paths["pruned50"], p, CalibrationImages(paths["pruned50"], train_ann, train_images, num=args.calib)))
+    models["pruned50_int8"] = models["pruned50"]
+
+    print("evaluating", flush=True)
+    crops = val_crops(paths["fp32"], val_ann, val_images)
+    timing = latency_table(paths, crops, args.rounds)
+    parity = coco_parity(paths)
+    rows = []
+    for name, path in paths.items():
+        metrics, _ = evaluate_model(path, val_ann, val_images)
+        model, card, _ = load_model(models[name])
+        rows.append({"variant": name, "ap": metrics["AP"], "ap50": metrics["AP50"], "params": count_params(model),
+                     "gflops": count_flops(model, card.input_size), "size_bytes": os.path.getsize(path),
+                     **timing[name], "coco_parity_px": parity[name], **notes.get(name, {})})
+    fp32 = next(r for r in rows if r["variant"] == "fp32")
+    for r in rows:
+        r["speedup_vs_fp32"] = fp32["cpu_ms"] / r["cpu_ms"]
+        r["speedup_vs_fp32_b8"] = fp32["cpu_ms_b8"] / r["cpu_ms_b8"]
+        r["ap_loss_points"] = 100 * (fp32["ap"] - r["ap"])
+    command = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    for r in rows:
+        r["command"] = command
+    record = {"benchmark": "compression", "base": args.base, "rows": rows, "command": command,
+              "validation": "synthetic val split, ground-truth boxes; parity: ../shared coco_val_samples vs FP32",
+              "latency": f"ONNX Runtime CPU, default threads, median of {args.rounds} round-robin rounds per person",
+              "environment": environment(None)}
+    atomic_write_text(args.out, json.dumps(record, indent=2, default=str) + "\n")
+    keys = ("variant", "ap", "params", "gflops", "size_bytes", "cpu_ms", "cpu_ms_b8", "speedup_vs_fp32",
+            "coco_parity_px")
+    print(" | ".join(keys))
+    for r in rows:
+        print(" | ".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
