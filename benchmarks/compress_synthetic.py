@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs for QAT and pruning")
     parser.add_argument("--calib", type=int, default=64, help="calibration crops for INT8 PTQ")
     parser.add_argument("--rounds", type=int, default=40, help="latency rounds")
+    parser.add_argument("--prune", default="30,50", help="FLOPs shares to prune, percent (the last gets INT8 too)")
     args = parser.parse_args(argv)
 
     from compress.calibration import CalibrationImages
@@ -150,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     step("int8_qat", work / "int8_qat.onnx", lambda p: export_checkpoint(qat_dir / "last.pth", p))
     models["int8_qat"] = str(qat_dir / "last.pth")
 
-    for share in (30, 50):
+    shares = [int(v) for v in args.prune.split(",")]
+    for share in shares:
         out_dir = work / f"pruned{share}"
         if not (out_dir / "pruned.pth").exists():
             job = PruneJob(args.base, str(out_dir), PruneSettings(target_flops_ratio=share / 100, global_pruning=False),
@@ -159,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         step(f"pruned{share}", work / f"pruned{share}.onnx",
              lambda p, d=out_dir: export_checkpoint(d / "pruned.pth", p))
         models[f"pruned{share}"] = str(out_dir / "pruned.pth")
-    step("pruned50_int8", work / "pruned50_int8.onnx", lambda p: quantize_int8(
-        paths["pruned50"], p, CalibrationImages(paths["pruned50"], train_ann, train_images, num=args.calib)))
-    models["pruned50_int8"] = models["pruned50"]
+    top = f"pruned{shares[-1]}"
+    step(f"{top}_int8", work / f"{top}_int8.onnx", lambda p: quantize_int8(
+        paths[top], p, CalibrationImages(paths[top], train_ann, train_images, num=args.calib)))
+    models[f"{top}_int8"] = models[top]
 
     print("evaluating", flush=True)
     crops = val_crops(paths["fp32"], val_ann, val_images)

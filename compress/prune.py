@@ -32,16 +32,22 @@ IMPORTANCES = ("l1", "l2", "bn_scale", "taylor")
 class PruneSettings:
     """What to prune and how far."""
 
-    target_flops_ratio: float = 0.3  # fraction of the FLOPs to remove
+    target_flops_ratio: float | None = 0.3  # fraction of the FLOPs to remove (the ratio is searched for)
+    pruning_ratio: float | None = None  # or: this fraction of every layer's channels, no search
     importance: str = "l2"
     global_pruning: bool = False  # rank channels across layers (True) or remove the same share per layer
-    per_layer_ratio: dict[str, float] = field(default_factory=dict)  # layer name -> its own ratio (graph engine)
+    per_layer_ratio: dict[str, float] = field(default_factory=dict)  # layer (group) name prefix -> its own ratio
     protect: list[str] = field(default_factory=list)  # layer names whose output channels are never removed
     steps: int = 1  # iterative pruning: the target reached in this many prune + fine-tune steps
 
     def __post_init__(self) -> None:
-        if not 0 < self.target_flops_ratio < 1:
-            raise ConfigError(f"target_flops_ratio must be in (0, 1), got {self.target_flops_ratio}")
+        if (self.target_flops_ratio is None) == (self.pruning_ratio is None):
+            raise ConfigError("set exactly one of target_flops_ratio (a FLOPs target) and pruning_ratio "
+                              "(a share of every layer's channels)")
+        for name in ("target_flops_ratio", "pruning_ratio"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 1:
+                raise ConfigError(f"{name} must be in (0, 1), got {value}")
         if self.importance not in IMPORTANCES:
             raise ConfigError(f"importance must be one of {IMPORTANCES}, got {self.importance!r}")
         if self.steps < 1:
@@ -127,8 +133,15 @@ def _group_scores(group, importance: str) -> torch.Tensor:
     return scores.sqrt() if importance == "l2" else scores
 
 
-def _pick(groups, ratio: float, importance: str, global_pruning: bool) -> list[list[int]]:
-    """Channels to remove per group for ``ratio``."""
+def _own_ratio(name: str, per_layer: dict[str, float]) -> float | None:
+    """The per-layer ratio whose name is ``name`` or a prefix of it (the longest wins)."""
+    hits = [k for k in per_layer if name == k or name.startswith(k + ".")]
+    return per_layer[max(hits, key=len)] if hits else None
+
+
+def _pick(groups, ratio: float, importance: str, global_pruning: bool,
+          per_layer: dict[str, float] | None = None) -> list[list[int]]:
+    """Channels to remove per group for ``ratio`` (``per_layer``: name prefix -> a fixed ratio)."""
     scores = [_group_scores(g, importance) for g in groups]
     picks: list[list[int]] = []
     if global_pruning:
@@ -137,7 +150,11 @@ def _pick(groups, ratio: float, importance: str, global_pruning: bool) -> list[l
         k = int(ratio * flat.numel())
         threshold = flat.sort().values[k - 1].item() if k > 0 else -1.0
     for g, s, idx in zip(groups, scores, range(len(groups)), strict=True):
-        n = int((normed[idx] <= threshold).sum().item()) if global_pruning else int(ratio * g.size)
+        own = _own_ratio(g.name, per_layer or {})
+        if own is not None:
+            n = int(own * g.size)
+        else:
+            n = int((normed[idx] <= threshold).sum().item()) if global_pruning else int(ratio * g.size)
         n = min(n, g.size - (2 if g.halves else 1))
         if g.halves:  # remove the same number from each half of the chunk
             half = g.size // 2
@@ -155,7 +172,7 @@ def _prune_lite_hrnet(model: nn.Module, ratio: float, settings: PruneSettings) -
 
     groups = [g for g in lite_hrnet_groups(model)
               if not any(g.name == p or g.name.startswith(p + ".") for p in settings.protect)]
-    picks = _pick(groups, ratio, settings.importance, settings.global_pruning)
+    picks = _pick(groups, ratio, settings.importance, settings.global_pruning, settings.per_layer_ratio)
     for g, channels in zip(groups, picks, strict=True):
         if channels:
             g.prune(channels)
@@ -210,16 +227,18 @@ def prune_model(model: nn.Module, settings: PruneSettings, target_flops: float |
                 batches: list[dict] | None = None, loss_fn: Callable | None = None) -> PruneReport:
     """Prune ``model`` in place until its FLOPs are at most ``target_flops`` (default: one step's share of the
     settings' target) and return what it did. ``batches`` + ``loss_fn`` feed Taylor importance."""
-    from compress.models.complexity import count_params
 
     input_size = tuple(model.input_size)
     w, h = input_size
     example = torch.zeros(1, 3, h, w)
     base = _flops(model, input_size)
-    if target_flops is None:
-        target_flops = base * (1 - settings.target_flops_ratio / settings.steps)
     lite = _is_lite_hrnet(model)
     engine = "lite_hrnet_groups" if lite else "torch_pruning_graph"
+    if lite:
+        names = {g.name for g in _lite_groups(model)}
+        unknown = [k for k in settings.per_layer_ratio if not any(n == k or n.startswith(k + ".") for n in names)]
+        if unknown:
+            raise ConfigError(f"per_layer_ratio names {unknown} match no prunable group; groups: {sorted(names)[:8]}")
 
     def attempt(ratio: float) -> tuple[nn.Module, float, int]:
         trial = copy.deepcopy(model)
@@ -231,6 +250,12 @@ def prune_model(model: nn.Module, settings: PruneSettings, target_flops: float |
         layers = _prune_lite_hrnet(trial, ratio, settings) if lite else _prune_graph(trial, ratio, settings, example)
         return trial, _flops(trial, input_size), layers
 
+    if settings.pruning_ratio is not None and target_flops is None:  # a fixed share per layer, no search
+        ratio = 1 - (1 - settings.pruning_ratio) ** (1 / settings.steps)
+        best, hi = attempt(ratio), ratio
+        return _finish(model, best, hi, base, engine)
+    if target_flops is None:
+        target_flops = base * (1 - settings.target_flops_ratio / settings.steps)
     best = attempt(0.95)
     if best[1] > target_flops:
         raise ConfigError(f"{type(model).__name__} cannot lose {1 - target_flops / base:.0%} of its FLOPs by "
@@ -246,6 +271,19 @@ def prune_model(model: nn.Module, settings: PruneSettings, target_flops: float |
             lo = mid
         if hi - lo < 0.005:
             break
+    return _finish(model, best, hi, base, engine)
+
+
+def _lite_groups(model: nn.Module):
+    from compress.prune_lite_hrnet import lite_hrnet_groups
+
+    return lite_hrnet_groups(model)
+
+
+def _finish(model: nn.Module, best: tuple, ratio: float, base: float, engine: str) -> PruneReport:
+    """Make the caller's ``model`` the pruned one and report."""
+    from compress.models.complexity import count_params
+
     pruned, flops, layers = best
     from compress.models import build_model
     from compress.pruned_shapes import channel_record
@@ -254,4 +292,4 @@ def prune_model(model: nn.Module, settings: PruneSettings, target_flops: float |
     params_before = count_params(model)
     model.__dict__.update(pruned.__dict__)  # the caller's object becomes the pruned model
     model.zero_grad(set_to_none=True)
-    return PruneReport(engine, hi, base, flops, params_before, count_params(model), layers)
+    return PruneReport(engine, ratio, base, flops, params_before, count_params(model), layers)

@@ -87,7 +87,8 @@ def run_job(job: PruneJob, progress: bool = True) -> dict:
 
         if base_flops is None:
             base_flops = count_flops(model, card.input_size)
-        target = base_flops * (1 - job.prune.target_flops_ratio * (step + 1) / job.prune.steps)
+        target = None if job.prune.target_flops_ratio is None else (
+            base_flops * (1 - job.prune.target_flops_ratio * (step + 1) / job.prune.steps))
         report = prune_model(model, job.prune, target_flops=target, batches=batches, loss_fn=pose_loss)
         step_dir = os.path.join(job.out_dir, f"step{step + 1}")
         pruned_path = os.path.join(step_dir, "pruned_before_finetune.pth")

@@ -137,3 +137,21 @@ def test_prune_command_finetunes_with_the_original_as_teacher(synth, tmp_path):
     assert all(s["config"]["distill"]["teacher"] == source for s in report["steps"])
     model, _, payload = load_model(report["pruned"])
     assert payload["pruned_channels"] and count_flops(model, (96, 128)) == pytest.approx(report["flops_after"])
+
+
+def test_fixed_ratio_and_per_layer_ratios_on_lite_hrnet():
+    model = build_model("lite_hrnet_tiny", num_keypoints=17, input_size=(96, 128))
+    sizes = {g.name: g.size for g in lite_hrnet_groups(model)}
+    prune_model(model, PruneSettings(target_flops_ratio=None, pruning_ratio=0.5,
+                                     per_layer_ratio={"backbone.stem": 0.0, "backbone.head_layer": 0.25}))
+    after = {g.name: g.size for g in lite_hrnet_groups(model)}
+    assert after["backbone.stem.conv1"] == sizes["backbone.stem.conv1"]
+    assert after["backbone.stem.expand_conv"] == sizes["backbone.stem.expand_conv"]
+    head = "backbone.head_layer.projects.last"
+    assert after[head] == sizes[head] - int(0.25 * sizes[head])
+    crw = next(n for n in sizes if n.endswith("cross_resolution_weighting"))
+    assert after[crw] == sizes[crw] - int(0.5 * sizes[crw])
+    with pytest.raises(ConfigError, match="exactly one"):
+        PruneSettings(target_flops_ratio=0.3, pruning_ratio=0.3)
+    with pytest.raises(ConfigError, match="match no prunable group"):
+        prune_model(model, PruneSettings(per_layer_ratio={"backbone.nope": 0.1}))
