@@ -33,8 +33,10 @@ class _Outputs(torch.nn.Module):
 
 
 def export_model(model: torch.nn.Module, card: ModelCard, path: str | os.PathLike, opset: int = OPSET,
-                 dynamic_batch: bool = True, slim: bool = True) -> str:
+                 dynamic_batch: bool = True, slim: bool = True, batch: int = 1) -> str:
     """Export ``model`` (eval mode, CPU, float32) for ``card`` to ``path``; returns the path.
+
+    ``dynamic_batch`` False fixes the batch axis at ``batch`` (what some TensorRT/DLA builds want).
 
     The graph is checked by onnx.checker, simplified by onnxslim when ``slim``, and carries the card (checked
     against its tensors by ``embed_card``). The file appears only when everything succeeded.
@@ -44,6 +46,10 @@ def export_model(model: torch.nn.Module, card: ModelCard, path: str | os.PathLik
     from edgepose.onnx_card import embed_card
 
     path = os.fspath(path)
+    if opset < OPSET:
+        raise ModelError(f"opset {opset} is too old: edgepose exports opset {OPSET} or newer")
+    if batch < 1:
+        raise ModelError(f"batch must be >= 1, got {batch}")
     model = model.eval().cpu().float()
     w, h = card.input_size
     names = tuple(card.output_names)
@@ -52,7 +58,7 @@ def export_model(model: torch.nn.Module, card: ModelCard, path: str | os.PathLik
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "raw.onnx")
         with torch.no_grad():
-            torch.onnx.export(wrapped, torch.zeros(1, 3, h, w), raw, input_names=[card.input_name],
+            torch.onnx.export(wrapped, torch.zeros(batch, 3, h, w), raw, input_names=[card.input_name],
                               output_names=list(names), dynamic_axes=axes, opset_version=opset, dynamo=False)
         graph = onnx.load(raw)
         if slim:

@@ -22,6 +22,8 @@ WORKSTATION_COMMANDS = {
     "data": ("compress.cli_data", "make datasets: 'edgepose data synth --out DIR --train N --val M'"),
     "quantize": ("compress.cli_quantize", "INT8 (calibrated QDQ) or FP16 copy of an ONNX pose model, card kept"),
     "prune": ("compress.prune_job", "prune a checkpoint to a FLOPs target, fine-tuning with distillation"),
+    "export": ("deploy.cli_export", "export a checkpoint to ONNX (card embedded, parity-checked) or a bundle"),
+    "verify": ("deploy.cli_verify", "check that two forms of a model (checkpoint / ONNX / engine) agree"),
 }
 
 

@@ -1,0 +1,32 @@
+"""``edgepose verify A B``: do two forms of one model (checkpoint, ONNX, engine, torch program) agree?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HELP = "check that two forms of a model (checkpoint / ONNX / engine / torch program) give the same outputs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``edgepose verify``."""
+    parser.add_argument("reference", help="the reference form (e.g. the training checkpoint)")
+    parser.add_argument("candidate", help="the form to check (e.g. the exported ONNX or engine)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                        help="tolerances for the candidate's precision")
+    parser.add_argument("--count", type=int, default=8, help="person crops to compare on")
+    parser.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compare; exit status 1 when they diverge."""
+    from dataclasses import asdict
+
+    from deploy.verify import Tolerance, verify
+    from edgepose.io import atomic_write_text
+
+    report = verify(args.reference, args.candidate, Tolerance.for_precision(args.precision), args.count)
+    print(report.summary())
+    if args.json:
+        atomic_write_text(args.json, json.dumps({**asdict(report), "passed": report.passed}, indent=2) + "\n")
+    return 0 if report.passed else 1
