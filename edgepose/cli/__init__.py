@@ -24,6 +24,7 @@ WORKSTATION_COMMANDS = {
     "prune": ("compress.prune_job", "prune a checkpoint to a FLOPs target, fine-tuning with distillation"),
     "export": ("deploy.cli_export", "export a checkpoint to ONNX (card embedded, parity-checked) or a bundle"),
     "verify": ("deploy.cli_verify", "check that two forms of a model (checkpoint / ONNX / engine) agree"),
+    "build-engine": ("deploy.cli_build_engine", "build a TensorRT engine from an ONNX model (profiles, cache, DLA)"),
 }
 
 
