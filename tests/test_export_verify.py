@@ -95,3 +95,15 @@ def test_person_crops_are_real_preprocessed_persons():
     assert crops.shape == (6, 3, 128, 96) and crops.dtype == np.float32
     assert 0.3 < crops.std() < 3  # normalised pixels, not zeros or raw bytes
     assert len({round(float(c.mean()), 4) for c in crops}) == 6  # six different persons
+
+
+def test_export_for_jetson_writes_a_consistent_bundle(checkpoint, tmp_path, synth):
+    from deploy.bundle import check_bundle
+
+    out = edgepose("export", checkpoint, "--target", "jetson", "--out", tmp_path / "bundle", "--calib-ann",
+                   synth / "annotations" / "person_keypoints_val.json", "--calib-images", synth / "val", "--num", "4")
+    assert out.returncode == 0, out.stderr
+    assert "PASSED" in out.stdout and "fp16" in out.stdout and "int8" in out.stdout
+    assert check_bundle(tmp_path / "bundle") == []
+    for variant in ("fp32", "fp16", "int8"):
+        assert read_card(tmp_path / "bundle" / f"pose_{variant}.onnx") == CARD
