@@ -42,6 +42,10 @@ def require(module: str, extra: str, feature: str):
         ) from exc
 
 
+class DeviceError(EdgePoseError, RuntimeError):
+    """A GPU is absent or a CUDA call (context, copy, kernel launch, compile) failed; the message names the call."""
+
+
 class ConfigError(EdgePoseError, ValueError):
     """A configuration file has unknown keys, wrong types or missing values."""
 

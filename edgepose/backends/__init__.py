@@ -20,12 +20,40 @@ def _onnxruntime(path: str, **options) -> Backend:
     return OnnxRuntimeBackend(path, OrtOptions(**options))
 
 
+def _check_options(kind: str, options: dict, valid: set[str]) -> None:
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ModelError(f"unknown {kind} option(s) {unknown}; valid: {sorted(valid)}")
+
+
+def _tensorrt(path: str, **options) -> Backend:
+    from edgepose.backends.tensorrt import TensorRTBackend
+
+    _check_options("TensorRT", options, {"context", "stream", "device"})
+    return TensorRTBackend(path, **options)
+
+
+def _torch(path: str, **options) -> Backend:
+    from edgepose.backends.torch_backend import TorchBackend
+
+    _check_options("torch", options, {"device", "half", "card"})
+    return TorchBackend(path, **options)
+
+
 # suffix -> factory; a literal dict so every backend is one grep away.
-BACKENDS = {".onnx": _onnxruntime}
+BACKENDS = {
+    ".onnx": _onnxruntime,
+    ".engine": _tensorrt,
+    ".plan": _tensorrt,
+    ".ts": _torch,
+    ".torchscript": _torch,
+    ".pt2": _torch,
+}
 
 
 def open_backend(path: str | os.PathLike, **options) -> Backend:
-    """Open the backend for ``path`` by its suffix (``.onnx`` -> ONNX Runtime)."""
+    """Open the backend for ``path`` by its suffix: ``.onnx`` -> ONNX Runtime, ``.engine``/``.plan`` -> TensorRT,
+    ``.ts``/``.torchscript``/``.pt2`` -> PyTorch (TorchScript / torch.export)."""
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in BACKENDS:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from edgepose.errors import InputError
+from edgepose.errors import CardError, InputError
+
+SIDECAR_SUFFIX = ".card.json"
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,25 @@ class BackendBase:
                 return spec
         names = [s.name for s in self.outputs]  # type: ignore[attr-defined]
         raise KeyError(f"model has no output '{name}'; its outputs are {names}")
+
+
+def card_sidecar(path: str) -> str:
+    """Where the card of a model file without embedded metadata lives: ``<model file>.card.json``."""
+    return path + SIDECAR_SUFFIX
+
+
+def read_sidecar_metadata(path: str) -> dict[str, str]:
+    """``{"edgepose.card": json}`` from ``<path>.card.json`` when that file exists, else ``{}``.
+
+    The card is parsed here, so a broken sidecar fails when the model is opened, naming the sidecar.
+    """
+    from edgepose.card import CARD_KEY, ModelCard
+
+    sidecar = card_sidecar(path)
+    if not os.path.isfile(sidecar):
+        return {}
+    try:
+        card = ModelCard.from_file(sidecar)
+    except CardError as exc:
+        raise CardError(f"card file {sidecar} beside {path}: {exc}") from exc
+    return {CARD_KEY: card.to_json()}
