@@ -1,5 +1,7 @@
 """Compression table on the synthetic set: FP32, FP16, INT8 PTQ (MinMax / Entropy / Percentile), INT8 QAT, pruned
-30% and 50% FLOPs (fine-tuned with distillation from the unpruned model) and pruned-50% + INT8.
+30% and 50% FLOPs (fine-tuned with distillation from the unpruned model) and pruned-50% + INT8. INT8 rows are
+TensorRT's format (symmetric int8 activations); the ``_u8`` rows use uint8 activations, ONNX Runtime's fast path on
+x86 CPUs.
 
     python benchmarks/compress_synthetic.py [--base runs/synthetic_teacher_simple_baseline_18/last.pth]
 
@@ -142,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
             notes[f"int8_ptq_{method}"] = {"excluded": report.excluded, "quantized_convs": report.quantized_convs}
         step(f"int8_ptq_{method}", work / f"int8_ptq_{method}.onnx", ptq)
         models[f"int8_ptq_{method}"] = args.base
+    step("int8_ptq_minmax_u8", work / "int8_ptq_minmax_u8.onnx", lambda p: quantize_int8(
+        paths["fp32"], p, CalibrationImages(paths["fp32"], train_ann, train_images, num=args.calib),
+        activations="uint8"))
+    models["int8_ptq_minmax_u8"] = args.base
 
     qat_dir = work / "qat"
     if not (qat_dir / "last.pth").exists():
@@ -165,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     step(f"{top}_int8", work / f"{top}_int8.onnx", lambda p: quantize_int8(
         paths[top], p, CalibrationImages(paths[top], train_ann, train_images, num=args.calib)))
     models[f"{top}_int8"] = models[top]
+    step(f"{top}_int8_u8", work / f"{top}_int8_u8.onnx", lambda p: quantize_int8(
+        paths[top], p, CalibrationImages(paths[top], train_ann, train_images, num=args.calib), activations="uint8"))
+    models[f"{top}_int8_u8"] = models[top]
 
     print("evaluating", flush=True)
     crops = val_crops(paths["fp32"], val_ann, val_images)

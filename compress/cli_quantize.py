@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output ONNX file (written atomically)")
     parser.add_argument("--mode", choices=("int8", "fp16"), required=True)
     parser.add_argument("--method", choices=METHODS, default="minmax", help="INT8 calibration method")
+    parser.add_argument("--activations", choices=("int8", "uint8"), default="int8",
+                        help="INT8 activations: int8 symmetric (TensorRT) or uint8 asymmetric (ONNX Runtime on x86)")
     parser.add_argument("--calib-ann", help="INT8: COCO keypoint annotation json of the calibration images")
     parser.add_argument("--calib-images", help="INT8: folder of the calibration images")
     parser.add_argument("--num", type=int, default=64, help="INT8: number of person crops to calibrate on")
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         reader = CalibrationImages(args.model, args.calib_ann, args.calib_images, num=args.num)
         report = quantize_int8(args.model, args.out, reader, method=args.method, exclude=args.exclude,
                                exclude_first_conv=args.keep_first_conv, exclude_head=args.keep_head,
-                               sensitivity_sqnr_db=args.sensitivity_db)
+                               sensitivity_sqnr_db=args.sensitivity_db, activations=args.activations)
         print(f"{report.dst}: INT8 QDQ ({report.method}, {report.num_calibration} calibration crops), "
               f"{report.quantized_convs} Conv quantized, {len(report.excluded)} node(s) kept float, "
               f"{report.size_bytes / 1e6:.2f} MB")

@@ -153,15 +153,17 @@ def _reader(src: str, calibration, card) -> CalibrationImages:
 
 
 def _quantize(pre: Path, out: Path, reader: CalibrationImages, method: str, exclude: list[str],
-              per_channel: bool, src: str) -> None:
+              per_channel: bool, src: str, activations: str = "int8") -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                  "percentile": CalibrationMethod.Percentile}[method]
+    symmetric = activations == "int8"  # TensorRT: symmetric int8; ORT on x86 CPUs: asymmetric uint8 (U8S8)
     _ort("quantize", src, quantize_static, os.fspath(pre), os.fspath(out), reader.rewind(),
-         quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=QuantType.QInt8,
+         quant_format=QuantFormat.QDQ, per_channel=per_channel,
+         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
          weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), calibrate_method=calibrate,
-         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+         extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
 
 
 def conv_output_sqnr(float_model: Path, qdq_model: Path, reader: CalibrationImages, workdir: Path,
@@ -224,11 +226,14 @@ def quantize_int8(
     sensitivity_sqnr_db: float | None = None,
     per_channel: bool = True,
     sensitivity_samples: int = SENSITIVITY_SAMPLES,
+    activations: str = "int8",
 ) -> QuantReport:
     """Quantize ``src_onnx`` to a QDQ INT8 model at ``dst_onnx`` (card kept), calibrated on ``calibration``.
 
     ``calibration``: a ``CalibrationImages`` reader, or preprocessed (1, 3, H, W) / (N, 3, H, W) tensors.
     ``exclude``: node names kept float (as in the pre-processed graph, which keeps the exported names).
+    ``activations``: "int8" (symmetric, zero point 0: what TensorRT's explicit quantization takes) or "uint8"
+    (asymmetric U8S8: ONNX Runtime's fast path on x86 CPUs, where S8S8 runs slower than FP32).
     ``sensitivity_sqnr_db``: also keep float every Conv whose output SQNR (float vs QDQ model, on the first
     ``sensitivity_samples`` calibration items) is below this many dB, then quantize once more.
     """
@@ -237,6 +242,8 @@ def quantize_int8(
     from edgepose.onnx_card import embed_card, read_card
 
     src, dst = os.fspath(src_onnx), os.fspath(dst_onnx)
+    if activations not in ("int8", "uint8"):
+        raise InputError(f"activations must be 'int8' (TensorRT) or 'uint8' (ONNX Runtime on x86), got {activations!r}")
     if method not in METHODS:
         raise InputError(f"calibration method must be one of {list(METHODS)}, got {method!r}")
     _load(src)
@@ -264,7 +271,7 @@ def quantize_int8(
             excluded.setdefault(name, "head")
         for name in exclude:
             excluded.setdefault(name, "user")
-        _quantize(pre, qdq, reader, method, list(excluded), per_channel, src)
+        _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations)
         sqnr: dict[str, float] = {}
         if sensitivity_sqnr_db is not None:
             sqnr = conv_output_sqnr(pre, qdq, reader, work, sensitivity_samples)
@@ -272,7 +279,7 @@ def quantize_int8(
             for name, db in weak.items():
                 excluded[name] = f"sensitivity: {db:.1f} dB"
             if weak:
-                _quantize(pre, qdq, reader, method, list(excluded), per_channel, src)
+                _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations)
         embed_card(qdq, card, dst)
     covered, _ = conv_weight_qdq_coverage(dst)
     return QuantReport("int8", src, dst, method, list(excluded.items()), len(reader), len(covered),

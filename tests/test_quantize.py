@@ -201,6 +201,20 @@ def test_each_calibration_method_runs(fp32, calib, tmp_path, method):
         quantize_int8(fp32, tmp_path / "x.onnx", calib, method="kl")
 
 
+def test_uint8_activations_for_onnx_runtime_cpus(fp32, calib, tmp_path):
+    import onnx
+
+    report = quantize_int8(fp32, tmp_path / "u8.onnx", calib, activations="uint8")
+    graph = onnx.load(report.dst).graph
+    zero_points = {i.name: i for i in graph.initializer}
+    act_q = [n for n in graph.node if n.op_type == "QuantizeLinear"]
+    dtypes = {zero_points[n.input[2]].data_type for n in act_q if len(n.input) > 2 and n.input[2] in zero_points}
+    assert dtypes == {onnx.TensorProto.UINT8}  # asymmetric uint8 activations (U8S8)
+    assert _relative_error(report.dst, fp32, _crops(calib)) < INT8_TOLERANCE
+    with pytest.raises(InputError, match="activations must be"):
+        quantize_int8(fp32, tmp_path / "x.onnx", calib, activations="int4")
+
+
 # ------------------------------------------------------------------------------------------- (e) sensitivity
 
 
