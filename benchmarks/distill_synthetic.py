@@ -1,11 +1,9 @@
 """Fast Pose Distillation on the synthetic set: teacher, student alone and distilled student, same schedule and seed.
 
-    python benchmarks/distill_synthetic.py             # trains whichever of the three runs is missing, then records
+    python benchmarks/distill_synthetic.py             # trains whichever run is missing, then records
 
-Runs (configs in compress/configs/):
-    teacher   synthetic_teacher_simple_baseline_18.yaml  -> runs/synthetic_teacher_simple_baseline_18
-    student   synthetic_lite_hrnet_tiny.yaml             -> runs/synthetic_lite_hrnet_tiny
-    distilled synthetic_student_distilled.yaml           -> runs/synthetic_student_distilled
+Runs (configs in compress/configs/): the teacher (synthetic_teacher_simple_baseline_18.yaml) and, for two
+students (Lite-HRNet-tiny and Lite-HRNet-18), the student trained alone and distilled (see ``PAIRS``).
 Writes benchmarks/results/distillation.json: the final-epoch val AP of each, params, GFLOPs and ONNX Runtime CPU
 latency (batch 1, median), with the command and machine.
 """
@@ -13,6 +11,7 @@ latency (batch 1, median), with the command and machine.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import os
@@ -32,10 +31,11 @@ from compress.config import load_yaml  # noqa: E402
 from compress.train_config import TrainConfig  # noqa: E402
 from edgepose.io import atomic_write_text  # noqa: E402
 
-CONFIGS = {
-    "teacher": "synthetic_teacher_simple_baseline_18.yaml",
-    "student": "synthetic_lite_hrnet_tiny.yaml",
-    "distilled": "synthetic_student_distilled.yaml",
+TEACHER = "synthetic_teacher_simple_baseline_18.yaml"
+# student name -> (trained alone, distilled): same crop, schedule and seed as the teacher
+PAIRS = {
+    "lite_hrnet_tiny": ("synthetic_lite_hrnet_tiny.yaml", "synthetic_student_distilled.yaml"),
+    "lite_hrnet_18": ("synthetic_student_lite_hrnet_18.yaml", "synthetic_student_lite_hrnet_18_distilled.yaml"),
 }
 
 
@@ -65,45 +65,64 @@ def cpu_latency_ms(name: str, config: TrainConfig, runs: int = 50) -> float:
     return float(np.median(times) * 1e3)
 
 
+def run_row(name: str, teacher_out: str | None) -> dict:
+    """Train the config if its run is incomplete, then its final metrics, params, GFLOPs and CPU latency."""
+    from compress.models.complexity import count_flops, count_params
+    from compress.train import build_for, train
+
+    config = load_yaml(TrainConfig, ROOT / "compress" / "configs" / name)
+    if config.distill is not None:
+        config.distill.teacher = os.path.join(teacher_out, "last.pth")
+    log = os.path.join(config.out_dir, "log.csv")
+    if not os.path.isfile(log) or final_metrics(config.out_dir).get("epoch", 0) < config.epochs:
+        train(config, resume=True, progress=True)
+    card = config.model_card()
+    plain = copy.deepcopy(config)
+    plain.distill = None
+    model = build_for(plain, card)
+    metrics = final_metrics(config.out_dir)
+    return {"config": f"compress/configs/{name}", "model": config.model.name, "ap": metrics["AP"],
+            "ap50": metrics.get("AP50"), "pck": metrics.get("PCK@0.05"), "epochs": int(metrics["epoch"]),
+            "params": count_params(model), "gflops": count_flops(model, card.input_size),
+            "cpu_ms": cpu_latency_ms(config.model.name, config)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train what is missing, then write the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "distillation.json"))
+    parser.add_argument("--primary", default="lite_hrnet_18", choices=sorted(PAIRS),
+                        help="the student pair whose numbers are the top-level keys")
     args = parser.parse_args(argv)
 
-    from compress.models.complexity import count_flops, count_params
-    from compress.train import build_for, train
-
-    rows = {}
-    for role, name in CONFIGS.items():
-        config = load_yaml(TrainConfig, ROOT / "compress" / "configs" / name)
-        if config.distill is not None:
-            config.distill.teacher = os.path.join(load_yaml(TrainConfig, ROOT / "compress" / "configs" /
-                                                            CONFIGS["teacher"]).out_dir, "last.pth")
-        log = os.path.join(config.out_dir, "log.csv")
-        if not os.path.isfile(log) or final_metrics(config.out_dir).get("epoch", 0) < config.epochs:
-            train(config, resume=True, progress=True)
-        card = config.model_card()
-        model = build_for(config, card) if config.distill is None else build_for(
-            load_yaml(TrainConfig, ROOT / "compress" / "configs" / CONFIGS["student"]), card)
-        metrics = final_metrics(config.out_dir)
-        rows[role] = {"config": f"compress/configs/{name}", "model": config.model.name, "ap": metrics["AP"],
-                      "ap50": metrics.get("AP50"), "pck": metrics.get("PCK@0.05"), "epochs": int(metrics["epoch"]),
-                      "params": count_params(model), "gflops": count_flops(model, card.input_size),
-                      "cpu_ms": cpu_latency_ms(config.model.name, config)}
-    teacher, student, distilled = rows["teacher"]["ap"], rows["student"]["ap"], rows["distilled"]["ap"]
+    teacher_out = load_yaml(TrainConfig, ROOT / "compress" / "configs" / TEACHER).out_dir
+    teacher = run_row(TEACHER, None)
+    pairs = {}
+    for student, (alone, distilled) in PAIRS.items():
+        a, d = run_row(alone, teacher_out), run_row(distilled, teacher_out)
+        pairs[student] = {
+            "student": a, "distilled": d, "student_ap": a["ap"], "distilled_ap": d["ap"],
+            "distilled_minus_student_ap": d["ap"] - a["ap"],
+            "gap_closed": (d["ap"] - a["ap"]) / (teacher["ap"] - a["ap"]) if teacher["ap"] != a["ap"] else None,
+            "flops_ratio": teacher["gflops"] / a["gflops"],
+        }
+    main_pair = pairs[args.primary]
     record = {
         "benchmark": "distillation",
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-        "teacher_ap": teacher, "student_ap": student, "distilled_ap": distilled,
-        "teacher_gflops": rows["teacher"]["gflops"], "student_gflops": rows["student"]["gflops"],
-        "distilled_minus_student_ap": distilled - student,
-        "gap_closed": (distilled - student) / (teacher - student) if teacher != student else None,
-        "flops_ratio": rows["teacher"]["gflops"] / rows["student"]["gflops"],
-        "runs": rows, "validation": "ground-truth boxes of the synthetic val split", "environment": environment(None),
+        "primary_student": args.primary,
+        "teacher_ap": teacher["ap"], "student_ap": main_pair["student_ap"], "distilled_ap": main_pair["distilled_ap"],
+        "teacher_gflops": teacher["gflops"], "student_gflops": main_pair["student"]["gflops"],
+        "distilled_minus_student_ap": main_pair["distilled_minus_student_ap"], "gap_closed": main_pair["gap_closed"],
+        "flops_ratio": main_pair["flops_ratio"],
+        "teacher": teacher, "pairs": pairs,
+        "validation": "ground-truth boxes of the synthetic val split", "environment": environment(None),
     }
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in record.items() if k not in ("runs", "environment")}, indent=2))
+    print(json.dumps({k: v for k, v in record.items() if k not in ("teacher", "pairs", "environment")}, indent=2))
+    for name, pair in pairs.items():
+        print(f"{name}: alone {pair['student_ap']:.4f}, distilled {pair['distilled_ap']:.4f}, "
+              f"teacher {teacher['ap']:.4f}, gap closed {pair['gap_closed']}")
     return 0
 
 
