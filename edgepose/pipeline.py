@@ -78,6 +78,10 @@ class PoseEstimator:
     ModelCard or a YAML/JSON path) when given, else from the model's embedded metadata. ``detector`` (a path or a
     callable ``frame -> (boxes, scores)``) finds persons when the caller gives no boxes. Pose NMS (OKS threshold
     ``pose_nms``) removes duplicate poses of detector boxes; caller boxes are kept as given.
+
+    ``crop="cuda"`` crops on the GPU with the fused kernel (``edgepose.preprocess_cuda.CudaCropper``) straight into
+    device memory that the backend reads without a host round trip (backends with ``infer_device``: TensorRT,
+    PyTorch on CUDA); it shares the backend's CUDA context and stream when the backend has them.
     """
 
     def __init__(
@@ -88,8 +92,12 @@ class PoseEstimator:
         flip: bool = False,
         pose_nms: float | None = 0.9,
         backend_options: dict | None = None,
+        crop: str = "cpu",
     ) -> None:
         options = dict(backend_options or {})
+        if crop not in ("cpu", "cuda"):
+            raise InputError(f"crop must be 'cpu' (OpenCV) or 'cuda' (the fused kernel), got {crop!r}")
+        self.crop_device = crop
         # Close only what this estimator opened; backends and detectors passed in belong to the caller.
         self._owned: list = []
         self.backend = model if isinstance(model, Backend) else self._own(open_backend(model, **options))
@@ -109,6 +117,9 @@ class PoseEstimator:
         self.binding = bind(card, self.backend, source)
         self.codec = build_codec(card)
         self.cropper = Cropper(card, self.binding.input.dtype)
+        self.gpu_cropper = None
+        if self.crop_device == "cuda":
+            self.gpu_cropper = self._own(self._cuda_cropper(card, flip))
         self.flip = flip
         self.flip_index = flip_index(card.num_keypoints, card.flip_pairs)
         self.pose_nms_threshold = pose_nms
@@ -118,6 +129,20 @@ class PoseEstimator:
 
             detector = self._own(open_detector(detector, backend_options=options))
         self.detector = detector
+
+    def _cuda_cropper(self, card: ModelCard, flip: bool):
+        """The GPU cropper feeding this backend's device input."""
+        if not hasattr(self.backend, "infer_device"):
+            raise InputError(f"crop='cuda' needs a backend that reads device memory (TensorRT, PyTorch on CUDA); "
+                             f"{type(self.backend).__name__} does not")
+        if flip:
+            raise InputError("crop='cuda' does not do the flip test yet: use crop='cpu' with flip=True")
+        from edgepose.preprocess_cuda import CudaCropper
+
+        session = getattr(self.backend, "session", None)
+        return CudaCropper(card, int(getattr(self.backend, "max_batch", 64) or 64),
+                           stream=getattr(self.backend, "stream", None),
+                           context=getattr(session, "context", None), dtype=self.binding.input.dtype)
 
     def _own(self, resource):
         self._owned.append(resource)
@@ -135,11 +160,18 @@ class PoseEstimator:
             self._owned.pop().close()
 
     def crop(self, frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, Affine]:
-        """The (N,3,H,W) model batch of (N,4) xyxy boxes and its Affine; the batch is valid until the next call."""
+        """The (N,3,H,W) model batch of (N,4) xyxy boxes and its Affine; the batch is valid until the next call.
+
+        With ``crop="cuda"`` the batch is a device array (valid until the next call)."""
+        if self.gpu_cropper is not None:
+            return self.gpu_cropper(frame, boxes)
         return self.cropper(frame, boxes, reuse=True)
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Run the model on an (N,3,H,W) batch (with the flip test when enabled); canonical codec outputs."""
+        if self.gpu_cropper is not None:  # a device batch: the backend reads it where it is
+            self.gpu_cropper.synchronize()
+            return self.binding.rename(self.backend.infer_device(batch))
         if not self.flip:
             raw = self.backend.infer({self.binding.input.name: batch})
             return self.binding.rename(raw)
@@ -148,6 +180,21 @@ class PoseEstimator:
         n = len(batch)
         return average_flip(self.codec, {k: v[:n] for k, v in outputs.items()}, {k: v[n:] for k, v in outputs.items()},
                             self.flip_index)
+
+    def _infer_on_device(self, frame: np.ndarray, boxes: np.ndarray, timings: dict) -> tuple[dict, Affine, float]:
+        """GPU crop + inference in chunks of the cropper's (the engine profile's) max batch; stage times added."""
+        cropper = self.gpu_cropper
+        affine = cropper.affine(boxes)
+        parts: dict[str, list] = {}
+        for start in range(0, len(affine), cropper.max_batch):
+            t0 = time.perf_counter()
+            batch = cropper.warp(frame, affine[start:start + cropper.max_batch])
+            t1 = time.perf_counter()
+            for name, value in self.infer(batch).items():
+                parts.setdefault(name, []).append(value)
+            timings["crop"] += t1 - t0
+            timings["infer"] += time.perf_counter() - t1
+        return {k: np.concatenate(v) for k, v in parts.items()}, affine, time.perf_counter()
 
     def decode(self, outputs: dict[str, np.ndarray], affine: Affine) -> tuple[np.ndarray, np.ndarray]:
         """Codec outputs -> keypoints (N,K,2) in frame pixels and scores (N,K)."""
@@ -175,12 +222,17 @@ class PoseEstimator:
         timings["detect"] = t1 - t0
         if len(boxes) == 0:
             return _empty_poses(self.card.num_keypoints, meta)
-        batch, affine = self.crop(frame, boxes)
-        t2 = time.perf_counter()
-        outputs = self.infer(batch)
+        if self.gpu_cropper is not None:
+            outputs, affine, t2 = self._infer_on_device(frame, boxes, timings)
+        else:
+            batch, affine = self.crop(frame, boxes)
+            t2 = time.perf_counter()
+            outputs = self.infer(batch)
         t3 = time.perf_counter()
         xy, scores = self.decode(outputs, affine)
-        timings.update(crop=t2 - t1, infer=t3 - t2, decode=time.perf_counter() - t3)
+        if self.gpu_cropper is None:
+            timings.update(crop=t2 - t1, infer=t3 - t2)
+        timings["decode"] = time.perf_counter() - t3
         poses = Poses(xy, scores, boxes.astype(np.float32), box_scores, meta)
         if detected and self.pose_nms_threshold is not None and len(poses) > 1:
             keep = pose_nms(xy, scores, poses.boxes, box_scores, self.sigmas, threshold=self.pose_nms_threshold)

@@ -193,3 +193,41 @@ def test_tensorrt_backend_logic_on_stand_ins(stand_in_pycuda, monkeypatch, tmp_p
     monkeypatch.setitem(sys.modules, "tensorrt", cuda_emulation.fake_tensorrt("8.6.1"))
     with pytest.raises(MissingDependencyError, match="TensorRT >= 10"):
         TensorRTBackend(tmp_path / "dyn.engine")
+
+
+@needs_gxx
+def test_pose_estimator_crops_on_the_gpu_in_profile_sized_chunks(stand_in_pycuda, coco_dir, tmp_path):
+    """PoseEstimator(crop="cuda") on a stand-in pycuda and a backend that reads the device batch: same poses as the
+    OpenCV path, more boxes than the profile's max batch split into chunks."""
+    from edgepose.backends.onnxruntime import OnnxRuntimeBackend
+    from edgepose.pipeline import PoseEstimator
+    from tests.onnx_builders import conv_heatmap_model
+
+    card = make_card()
+    path = conv_heatmap_model(tmp_path / "m.onnx", card)
+
+    class DeviceBackend(OnnxRuntimeBackend):
+        """ONNX Runtime behind the TensorRT-style device entry point (profile max batch 4)."""
+
+        max_batch = 4
+        calls: list[int] = []
+
+        def infer_device(self, batch):
+            host = self.cropper.to_host()
+            self.calls.append(len(host))
+            assert len(host) == batch.shape[0]
+            return self.infer({self.inputs[0].name: host})
+
+    frame = next(iter(frames(coco_dir).values()))
+    boxes = np.array([[40.0 + 30 * i, 30 + 10 * i, 200 + 30 * i, 380 + 5 * i] for i in range(10)])
+    with (OnnxRuntimeBackend(path) as plain_backend, DeviceBackend(path) as device_backend,
+          PoseEstimator(plain_backend) as cpu, PoseEstimator(device_backend, crop="cuda") as gpu):
+        device_backend.cropper = gpu.gpu_cropper
+        want, got = cpu(frame, boxes), gpu(frame, boxes)
+    assert device_backend.calls == [4, 4, 2]
+    assert np.abs(got.xy - want.xy).max() < 0.5  # crops agree within one grey level (see the crop tests)
+    assert got.meta["seconds"]["crop"] > 0 and got.meta["seconds"]["infer"] > 0
+    with pytest.raises(InputError, match="reads device memory"):
+        PoseEstimator(path, crop="cuda")
+    with pytest.raises(InputError, match="crop must be"):
+        PoseEstimator(path, crop="gpu")
