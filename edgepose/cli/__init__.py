@@ -7,11 +7,12 @@ import importlib
 import sys
 
 from edgepose import __version__
+from edgepose.bench import cli as bench_cmd
 from edgepose.cli import card_cmd, eval_cmd, predict_cmd
 from edgepose.errors import EdgePoseError, MissingDependencyError
 
 # subcommand name -> module with HELP, add_arguments(parser) and run(args) -> int; a literal dict.
-COMMANDS = {"predict": predict_cmd, "eval": eval_cmd, "card": card_cmd}
+COMMANDS = {"predict": predict_cmd, "eval": eval_cmd, "card": card_cmd, "bench": bench_cmd}
 
 # Workstation commands live in the torch-side packages. The runtime never imports them: only running one of these
 # commands loads its module (so `edgepose --help` and the runtime stay free of torch).
