@@ -26,6 +26,7 @@ WORKSTATION_COMMANDS = {
     "export": ("deploy.cli_export", "export a checkpoint to ONNX (card embedded, parity-checked) or a bundle"),
     "verify": ("deploy.cli_verify", "check that two forms of a model (checkpoint / ONNX / engine) agree"),
     "build-engine": ("deploy.cli_build_engine", "build a TensorRT engine from an ONNX model (profiles, cache, DLA)"),
+    "quickstart": ("compress.quickstart", "the whole job on the synthetic set: train, distil, prune, quantize, report"),
 }
 
 
