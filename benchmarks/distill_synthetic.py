@@ -91,14 +91,19 @@ def main(argv: list[str] | None = None) -> int:
     """Train what is missing, then write the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "distillation.json"))
-    parser.add_argument("--primary", default="lite_hrnet_18", choices=sorted(PAIRS),
-                        help="the student pair whose numbers are the top-level keys")
+    parser.add_argument("--pairs", default="lite_hrnet_tiny",
+                        help=f"comma-separated students to run, of {sorted(PAIRS)} (each pair is two 10-epoch runs)")
     args = parser.parse_args(argv)
+    chosen = [p for p in args.pairs.split(",") if p]
+    unknown = [p for p in chosen if p not in PAIRS]
+    if unknown or not chosen:
+        parser.error(f"--pairs: unknown {unknown}; choose from {sorted(PAIRS)}")
 
     teacher_out = load_yaml(TrainConfig, ROOT / "compress" / "configs" / TEACHER).out_dir
     teacher = run_row(TEACHER, None)
     pairs = {}
-    for student, (alone, distilled) in PAIRS.items():
+    for student in chosen:
+        alone, distilled = PAIRS[student]
         a, d = run_row(alone, teacher_out), run_row(distilled, teacher_out)
         pairs[student] = {
             "student": a, "distilled": d, "student_ap": a["ap"], "distilled_ap": d["ap"],
@@ -106,11 +111,12 @@ def main(argv: list[str] | None = None) -> int:
             "gap_closed": (d["ap"] - a["ap"]) / (teacher["ap"] - a["ap"]) if teacher["ap"] != a["ap"] else None,
             "flops_ratio": teacher["gflops"] / a["gflops"],
         }
-    main_pair = pairs[args.primary]
+    primary = chosen[0]
+    main_pair = pairs[primary]
     record = {
         "benchmark": "distillation",
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
-        "primary_student": args.primary,
+        "primary_student": primary,
         "teacher_ap": teacher["ap"], "student_ap": main_pair["student_ap"], "distilled_ap": main_pair["distilled_ap"],
         "teacher_gflops": teacher["gflops"], "student_gflops": main_pair["student"]["gflops"],
         "distilled_minus_student_ap": main_pair["distilled_minus_student_ap"], "gap_closed": main_pair["gap_closed"],
