@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from compress.models.complexity import count_flops, count_params
     from compress.prune import PruneSettings
     from compress.prune_job import FinetuneSettings, PruneJob, run_job
-    from compress.quantize import convert_fp16, quantize_int8
+    from compress.quantize import conv_weight_qdq_coverage, convert_fp16, quantize_int8
     from compress.train import train
     from deploy.export import export_checkpoint
     from edgepose.evaluate import evaluate_model
@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, path in paths.items():
         metrics, _ = evaluate_model(path, val_ann, val_images)
         model, card, _ = load_model(models[name])
+        if "int8" in name:  # which convolutions run in INT8, which stayed float (first conv, head)
+            quantized, kept_float = conv_weight_qdq_coverage(path)
+            notes.setdefault(name, {}).update(quantized_convs=len(quantized), float_convs=kept_float)
         rows.append({"variant": name, "ap": metrics["AP"], "ap50": metrics["AP50"], "params": count_params(model),
                      "gflops": count_flops(model, card.input_size), "size_bytes": os.path.getsize(path),
                      **timing[name], "coco_parity_px": parity[name], **notes.get(name, {})})

@@ -159,11 +159,37 @@ def _quantize(pre: Path, out: Path, reader: CalibrationImages, method: str, excl
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                  "percentile": CalibrationMethod.Percentile}[method]
     symmetric = activations == "int8"  # TensorRT: symmetric int8; ORT on x86 CPUs: asymmetric uint8 (U8S8)
+    options = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
+    if method == "entropy":
+        # quantize_static cannot pass num_bins to its entropy calibrator, whose default (128 bins for 128 quantized
+        # bins) leaves no threshold to search, so it returns the MinMax ranges; calibrate here with 512 bins (the
+        # KL search is quadratic in them in ORT's Python) and hand the ranges over as overrides.
+        options["TensorQuantOverrides"] = _entropy_ranges(pre, reader, symmetric, src)
+        calibrate = CalibrationMethod.MinMax
     _ort("quantize", src, quantize_static, os.fspath(pre), os.fspath(out), reader.rewind(),
          quant_format=QuantFormat.QDQ, per_channel=per_channel,
          activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
          weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), calibrate_method=calibrate,
-         extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True})
+         extra_options=options)
+
+
+def _entropy_ranges(pre: Path, reader: CalibrationImages, symmetric: bool, src: str,
+                    num_bins: int = 512) -> dict[str, list[dict]]:
+    """KL-divergence (entropy) activation ranges per tensor, as ``TensorQuantOverrides`` rmin/rmax entries."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
+
+    with tempfile.TemporaryDirectory(prefix="edgepose-entropy-") as tmp:
+        calibrator = _ort("entropy calibration", src, create_calibrator, os.fspath(pre), None,
+                          augmented_model_path=os.path.join(tmp, "augmented.onnx"),
+                          calibrate_method=CalibrationMethod.Entropy,
+                          extra_options={"symmetric": symmetric, "num_bins": num_bins, "num_quantized_bins": 128})
+        _ort("entropy calibration", src, calibrator.collect_data, reader.rewind())
+        data = _ort("entropy calibration", src, calibrator.compute_data)
+    ranges = {}
+    for name in data:
+        low, high = (float(v) for v in data[name].range_value)
+        ranges[name] = [{"rmin": np.array(low, np.float32), "rmax": np.array(high, np.float32)}]
+    return ranges
 
 
 def conv_output_sqnr(float_model: Path, qdq_model: Path, reader: CalibrationImages, workdir: Path,
