@@ -151,7 +151,8 @@ def test_yolox_detector_chain_reaches_known_ap(tmp_path, coco_dir, yolox_path):
             frame = read_image(coco_dir / name)
             deduplicated, reference = est(frame), plain(frame)
             assert len(deduplicated) == len(reference)
-            np.testing.assert_allclose(deduplicated.xy, reference.xy)
+            # twice the batch changes ONNX Runtime's float summation order: equal to float32 rounding (~1e-7)
+            np.testing.assert_allclose(deduplicated.xy, reference.xy, rtol=1e-6)
     with PoseEstimator(model, detector=doubled, pose_nms=None) as est:
         assert len(est(read_image(coco_dir / name))) == 2 * len(reference)
 
