@@ -107,3 +107,16 @@ def test_export_for_jetson_writes_a_consistent_bundle(checkpoint, tmp_path, synt
     assert check_bundle(tmp_path / "bundle") == []
     for variant in ("fp32", "fp16", "int8"):
         assert read_card(tmp_path / "bundle" / f"pose_{variant}.onnx") == CARD
+
+
+def test_tied_peaks_are_not_counted_as_keypoint_divergence():
+    from deploy.verify import _ambiguous_peaks
+
+    a = np.zeros((1, 2, 4, 4), np.float32)
+    a[0, 0, 0, 0], a[0, 0, 3, 3] = 1.0, 1.0 - 1e-6  # twin peaks: a float-rounding difference may swap them
+    a[0, 1, 0, 0], a[0, 1, 3, 3] = 1.0, 0.5  # one clear peak
+    b = a.copy()
+    b[0, 0, 3, 3] = 1.0 + 1e-6
+    b[0, 1, 3, 3] = 1.2  # a real divergence: the clear peak moved
+    flags = _ambiguous_peaks({"heatmaps": a}, {"heatmaps": b}, {"heatmaps": 1e-4})
+    assert flags.tolist() == [[True, False]]
