@@ -1,6 +1,7 @@
 """edgepose against rtmlib and the plain per-person loop: same ONNX model, same frames, same boxes, one run.
 
     python benchmarks/bench_peers.py [--threads 1] [--runs 7] [--iters 3] [--out benchmarks/results/peers.json]
+        [--heatmap-model PATH] [--simcc-model PATH]
 
 Needs torch (the models are exported here) and rtmlib: ``pip install --no-deps rtmlib`` (numpy, onnxruntime,
 OpenCV and tqdm are already there; its declared opencv-python / opencv-contrib-python would overwrite cv2).
@@ -21,6 +22,15 @@ call. Its session is created without options, so for a thread count it is replac
 ``intra_op_num_threads`` as the others. Latency: every contender does ``--iters`` passes over all frames per run,
 runs are interleaved (the starting contender rotates); the ratio is peer / edgepose of the mean per-frame latency,
 median over runs. Writes benchmarks/results/peers.json with the machine.
+
+Trained models: random weights give near-tied peaks, so crops that differ by one grey level can flip an argmax and
+spoil end-to-end keypoint agreement. ``--heatmap-model`` / ``--simcc-model`` take a trained checkpoint (.pth,
+exported here with ``deploy.export.export_checkpoint``) or an .onnx with an embedded card, and replace the
+random-weight model(s); the card comes from the model (its real input size and mean/std, also given to rtmlib).
+A heatmap model is compared by its codec: MSRA against the plain loop only, UDP against rtmlib ``ViTPose`` only
+(ViTPose expects UDP heatmaps). A SimCC model is compared with rtmlib ``RTMPose`` with the card's decode set to
+'none' (RTMPose decodes plain argmax / split ratio), recorded as ``decode_compared``. The models used (path,
+trained or random) are recorded under ``models``.
 """
 
 from __future__ import annotations
@@ -136,13 +146,14 @@ def rtmlib_tool(kind: str, path: str, card: ModelCard, threads: int | None):
     return tool
 
 
-def contenders(paths: dict[str, str], threads: int | None) -> tuple[dict, dict, list]:
+def contenders(paths: dict[str, str], cards: dict[str, ModelCard], threads: int | None) -> tuple[dict, dict, list]:
     """label -> callable(frame, boxes) -> (keypoints (N, K, 2) frame px, scores (N, K) or None); the rtmlib tools
-    by contract; the estimators to close."""
+    by contract; the estimators to close. One pair per contract in ``paths``."""
     options = {"threads": threads} if threads else {}
     calls, tools, owned = {}, {}, []
-    for contract, (ours, peer, kind) in PAIRS.items():
-        card = CARDS[contract]
+    for contract in paths:
+        ours, peer, kind = PAIRS[contract]
+        card = cards[contract]
         estimator = PoseEstimator(paths[contract], card=card, backend_options=options)
         owned.append(estimator)
         calls[ours] = lambda f, b, e=estimator: (lambda p: (p.xy, p.scores))(e(f, b))
@@ -184,7 +195,8 @@ def agreement(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> d
     if d.size == 0:
         return {"keypoints": 0}
     return {"max_px": float(d.max()), "mean_px": float(d.mean()), "median_px": float(np.median(d)),
-            "share_within_0.01px": float(np.mean(d < 0.01)), "share_within_1px": float(np.mean(d < 1.0)),
+            "share_within_0.01px": float(np.mean(d < 0.01)), "share_within_0.5px": float(np.mean(d < 0.5)),
+            "share_within_1px": float(np.mean(d < 1.0)),
             "keypoints": int(d.size)}
 
 
@@ -198,7 +210,7 @@ def plain_decode(heatmaps: np.ndarray, matrix: np.ndarray, card: ModelCard) -> n
     return points @ inverse[:, :2].T + inverse[:, 2]
 
 
-def decode_agreement(contract: str, path: str, tool, data: list, encoded: bool) -> dict:
+def decode_agreement(contract: str, path: str, card: ModelCard, tool, data: list, encoded: bool) -> dict:
     """Both decoders on the same outputs, so only the decode + inverse-map paths differ.
 
     ``encoded`` False: the model's outputs on edgepose's crops. True: well-formed outputs, the codec's own targets
@@ -207,7 +219,6 @@ def decode_agreement(contract: str, path: str, tool, data: list, encoded: bool) 
     keeps the integer argmax where the log-heatmap's Hessian is not negative-definite (no maximum to step to),
     where MMPose's formula, the plain loop and rtmlib take the Newton step anyway.
     """
-    card = CARDS[contract]
     rng = np.random.default_rng(0)
     argmax_codec = build_codec(dataclasses.replace(card, decode="none"))
     ours, theirs, refined, truth = [], [], [], []
@@ -257,10 +268,11 @@ def crop_difference(path: str, card: ModelCard, tool, data: list) -> float:
     return worst
 
 
-def end_to_end_agreement(calls: dict, data: list) -> dict:
+def end_to_end_agreement(calls: dict, contracts: list[str], data: list) -> dict:
     """Each pair's keypoints from its full pipeline; rtmlib keypoints it marks invalid (score <= 0) left out."""
     out = {}
-    for ours, peer, _ in PAIRS.values():
+    for contract in contracts:
+        ours, peer, _ = PAIRS[contract]
         results = {label: [calls[label](f, b) for _, f, b in data] for label in (ours, peer)}
         a = np.concatenate([r[0] for r in results[ours]])
         b = np.concatenate([r[0] for r in results[peer]])
@@ -270,37 +282,100 @@ def end_to_end_agreement(calls: dict, data: list) -> dict:
     return out
 
 
+def prepare_model(spec: str, tmp: str, name: str) -> tuple[str, ModelCard]:
+    """An ONNX path and its card from a trained checkpoint (.pth, exported into ``tmp``) or an .onnx with a card."""
+    from edgepose.onnx_card import read_card
+
+    if not os.path.isfile(spec):
+        raise SystemExit(f"bench_peers: model not found: {spec}")
+    if spec.endswith(".onnx"):
+        path = spec
+    else:
+        from deploy.export import export_checkpoint
+
+        path = export_checkpoint(spec, os.path.join(tmp, f"{name}.onnx"))
+    return path, read_card(path)
+
+
+def models_to_compare(args, tmp: str) -> tuple[dict[str, str], dict[str, ModelCard], dict[str, dict]]:
+    """contract -> ONNX path, card and description; trained models replace the random-weight ones."""
+    paths, cards, info = {}, {}, {}
+
+    def describe(contract: str, source: str, trained: bool, card: ModelCard, **extra) -> None:
+        info[contract] = {"path": source, "weights": "trained" if trained else "random (lively)",
+                          "input_size_wh": list(card.input_size), "mean": list(card.mean), "std": list(card.std),
+                          "codec": card.codec, "decode_compared": card.decode, **extra}
+
+    if args.simcc_model:
+        paths["simcc"], card = prepare_model(args.simcc_model, tmp, "simcc")
+        if card.codec != "simcc":
+            raise SystemExit(f"bench_peers: --simcc-model {args.simcc_model} has codec {card.codec!r}, not simcc")
+        cards["simcc"] = dataclasses.replace(card, decode="none")  # rtmlib.RTMPose: argmax / split ratio
+        describe("simcc", args.simcc_model, True, cards["simcc"], decode_card=card.decode)
+    else:
+        paths["simcc"] = export("simcc", CARDS["simcc"], os.path.join(tmp, "simcc.onnx"))
+        cards["simcc"] = CARDS["simcc"]
+        describe("simcc", "lite_hrnet_18 simcc head, exported here", False, CARDS["simcc"])
+    if args.heatmap_model:
+        path, card = prepare_model(args.heatmap_model, tmp, "heatmap")
+        if card.codec not in ("msra", "udp"):
+            raise SystemExit(f"bench_peers: --heatmap-model {args.heatmap_model} has codec {card.codec!r}; "
+                             "msra (vs the plain loop) or udp (vs rtmlib.ViTPose) needed")
+        paths[card.codec], cards[card.codec] = path, card
+        describe(card.codec, args.heatmap_model, True, card)
+    else:
+        paths["udp"] = export("heatmap", CARDS["udp"], os.path.join(tmp, "heatmap.onnx"))
+        paths["msra"] = paths["udp"]  # the same file; edgepose gets the MSRA card, the plain loop decodes MSRA
+        cards["udp"], cards["msra"] = CARDS["udp"], CARDS["msra"]
+        for contract in ("udp", "msra"):
+            describe(contract, "lite_hrnet_18 heatmap head, exported here (one file for udp and msra)", False,
+                     CARDS[contract])
+    order = [c for c in PAIRS if c in paths]
+    return {c: paths[c] for c in order}, cards, {c: info[c] for c in order}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison, print a summary and write the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of every session (0: ORT default)")
     parser.add_argument("--runs", type=int, default=7, help="interleaved runs (the ratio is their median)")
     parser.add_argument("--iters", type=int, default=3, help="passes over the frames per contender and run")
+    parser.add_argument("--heatmap-model", metavar="PATH",
+                        help="trained heatmap model (.pth checkpoint or .onnx with a card) instead of random weights; "
+                             "MSRA is compared with the plain loop, UDP with rtmlib.ViTPose")
+    parser.add_argument("--simcc-model", metavar="PATH",
+                        help="trained SimCC model (.pth checkpoint or .onnx with a card) instead of random weights; "
+                             "compared with rtmlib.RTMPose (decode 'none')")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "peers.json"))
     args = parser.parse_args(argv)
     threads = args.threads or None
     data = frames_and_boxes()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = {"simcc": export("simcc", CARDS["simcc"], os.path.join(tmp, "simcc.onnx"))}
-        paths["udp"] = export("heatmap", CARDS["udp"], os.path.join(tmp, "heatmap.onnx"))
-        paths["msra"] = paths["udp"]  # the same file; edgepose gets the MSRA card, the plain loop decodes MSRA
-        calls, tools, owned = contenders(paths, threads)
-        end_to_end = end_to_end_agreement(calls, data)
-        model_outputs = {c: decode_agreement(c, paths[c], tools.get(c), data, False) for c in PAIRS}
-        encoded = {c: decode_agreement(c, paths[c], tools.get(c), data, True) for c in PAIRS}
-        crops = {"rtmlib.RTMPose vs edgepose simcc card": crop_difference(paths["simcc"], CARDS["simcc"],
-                                                                           tools["simcc"], data),
-                 "rtmlib.ViTPose vs edgepose udp card": crop_difference(paths["udp"], CARDS["udp"], tools["udp"], data),
-                 "rtmlib.ViTPose vs edgepose msra card (plain affine)": crop_difference(paths["udp"], CARDS["msra"],
-                                                                                       tools["udp"], data)}
+        paths, cards, models = models_to_compare(args, tmp)
+        contracts = list(paths)
+        calls, tools, owned = contenders(paths, cards, threads)
+        end_to_end = end_to_end_agreement(calls, contracts, data)
+        model_outputs = {c: decode_agreement(c, paths[c], cards[c], tools.get(c), data, False) for c in contracts}
+        encoded = {c: decode_agreement(c, paths[c], cards[c], tools.get(c), data, True) for c in contracts}
+        crops = {}
+        if "simcc" in tools:
+            crops["rtmlib.RTMPose vs edgepose simcc card"] = crop_difference(paths["simcc"], cards["simcc"],
+                                                                             tools["simcc"], data)
+        if "udp" in tools:
+            crops["rtmlib.ViTPose vs edgepose udp card"] = crop_difference(paths["udp"], cards["udp"], tools["udp"],
+                                                                           data)
+            if paths.get("msra") == paths["udp"]:
+                crops["rtmlib.ViTPose vs edgepose msra card (plain affine)"] = crop_difference(
+                    paths["udp"], cards["msra"], tools["udp"], data)
         latency = time_runs(calls, data, args.runs, args.iters)
         for estimator in owned:
             estimator.close()
     pairs = {}
-    for contract, (ours, peer, _) in PAIRS.items():
+    for contract in contracts:
+        ours, peer, _ = PAIRS[contract]
         ratios = [p / e for p, e in zip(latency[peer], latency[ours], strict=True)]
         pairs[contract] = {
-            "edgepose": ours, "peer": peer,
+            "edgepose": ours, "peer": peer, "model": models[contract],
             "edgepose_ms_per_frame_median": float(np.median(latency[ours])),
             "peer_ms_per_frame_median": float(np.median(latency[peer])),
             "latency_ratio_peer_over_edgepose": {"median": float(np.median(ratios)), "min": float(min(ratios)),
@@ -309,27 +384,38 @@ def main(argv: list[str] | None = None) -> int:
             "keypoint_agreement_same_model_outputs": model_outputs[contract],
             "keypoint_agreement_same_encoded_outputs": encoded[contract],
         }
+    trained = [c for c, m in models.items() if m["weights"] == "trained"]
+    if trained:
+        summary = "; ".join(f"{c}: {m['path']} ({m['weights']}, {m['input_size_wh'][0]}x{m['input_size_wh'][1]})"
+                            for c, m in models.items())
+    else:
+        summary = "lite_hrnet_18 192x256, random weights rescaled (lively); SimCC head and heatmap head"
     record = {
         "benchmark": "peers", "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
-        "model": "lite_hrnet_18 192x256, random weights rescaled (lively); SimCC head and heatmap head",
+        "model": summary, "models": models,
         "frames": [name for name, _, _ in data], "persons": int(sum(len(b) for _, _, b in data)),
         "boxes": "COCO ground-truth person boxes of the frames (test_coco.json), xyxy",
         "threads": threads or "default", "runs": args.runs, "iters": args.iters, "rtmlib": package_version("rtmlib"),
         "crop_max_abs_difference": crops,
-        "notes": NOTES, "pairs": pairs, "environment": environment([threads or "default"], ["CPUExecutionProvider"]),
+        "notes": NOTES + (TRAINED_NOTES if trained else []), "pairs": pairs,
+        "environment": environment([threads or "default"], ["CPUExecutionProvider"]),
     }
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     print(f"{record['persons']} persons on {len(data)} COCO frames; threads {record['threads']}; "
           f"{record['environment']['cpu']}")
+    for contract, m in models.items():
+        print(f"{contract}: {m['path']} ({m['weights']}; {m['input_size_wh'][0]}x{m['input_size_wh'][1]}, "
+              f"decode compared {m['decode_compared']})")
     print("| contract | peer | edgepose ms/frame | peer ms/frame | peer/edgepose (min-max) | end-to-end max / mean px"
-          " (share < 0.01 px) | same model outputs max / mean px | same encoded outputs max / mean px |")
+          " (share < 0.01 / 0.5 px) | same model outputs max / mean px | same encoded outputs max / mean px |")
     print("|---|---|---|---|---|---|---|---|")
     for contract, p in pairs.items():
         r, e = p["latency_ratio_peer_over_edgepose"], p["keypoint_agreement_end_to_end"]
         same, enc = p["keypoint_agreement_same_model_outputs"]["all"], p["keypoint_agreement_same_encoded_outputs"]
         print(f"| {contract} | {p['peer']} | {p['edgepose_ms_per_frame_median']:.1f} | "
               f"{p['peer_ms_per_frame_median']:.1f} | {r['median']:.2f}x ({r['min']:.2f}-{r['max']:.2f}) | "
-              f"{e['max_px']:.3g} / {e['mean_px']:.3g} ({100 * e['share_within_0.01px']:.0f}%) | "
+              f"{e['max_px']:.3g} / {e['mean_px']:.3g} ({100 * e['share_within_0.01px']:.0f}% / "
+              f"{100 * e['share_within_0.5px']:.0f}%) | "
               f"{same['max_px']:.3g} / {same['mean_px']:.3g} | {enc['all']['max_px']:.3g} / {enc['all']['mean_px']:.3g}"
               f" |")
     for name, value in crops.items():
@@ -355,6 +441,13 @@ NOTES = [
     "Hence 'same encoded outputs': the codec's own targets (well-formed peaks), decoded by both.",
     "rtmlib's SimCC score is mean(max_x, max_y) and it sets a keypoint to -1 when that is <= 0 (counted as "
     "peer_invalid_keypoints and left out); edgepose's score is min(max_x, max_y) (MMPose). Only positions compared.",
+]
+
+TRAINED_NOTES = [
+    "Trained models (see 'models'): their card (input size, mean/std, codec) is the model's own and rtmlib is built "
+    "with the same model_input_size (w, h) and mean/std. An MSRA heatmap model is compared with the plain loop only "
+    "(rtmlib.ViTPose expects UDP heatmaps); a SimCC model with rtmlib.RTMPose, with edgepose's decode set to 'none' "
+    "(RTMPose's plain argmax / split ratio) whatever the card's decode ('decode_card').",
 ]
 
 
