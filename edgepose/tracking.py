@@ -1,0 +1,113 @@
+"""Pose tracking across frames: greedy OKS matching, track birth/death with hysteresis, optional One-Euro smoothing.
+
+    tracker = PoseTracker()
+    for t, frame in stream:
+        poses = estimator(frame)
+        ids, xy = tracker.update(poses.xy, poses.scores, poses.boxes, t)   # ids -1: not yet confirmed
+
+A detection joins the track with the highest OKS above ``match_oks`` (pairs taken best first, each track and
+detection once). A track is confirmed after ``min_hits`` matched frames and removed after ``max_misses`` frames
+without a match; an unconfirmed track is removed at its first miss, so one-frame false positives never get an id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgepose.coco import SIGMAS as COCO_SIGMAS
+from edgepose.errors import InputError
+from edgepose.smoothing import OneEuroFilter
+
+
+def oks_matrix(a: np.ndarray, b: np.ndarray, areas: np.ndarray, sigmas: np.ndarray,
+               visible: np.ndarray | None = None) -> np.ndarray:
+    """(len(a), len(b)) object keypoint similarity of (N,K,2) poses ``a`` to ``b``, scales from ``areas`` of a."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    d2 = ((a[:, None] - b[None]) ** 2).sum(-1)  # (Na, Nb, K)
+    var = (2 * np.asarray(sigmas)) ** 2
+    e = d2 / (2 * np.maximum(areas, 1.0)[:, None, None] * var[None, None])
+    sim = np.exp(-e)
+    if visible is None:
+        return sim.mean(-1)
+    weight = visible[None].astype(np.float64)
+    return (sim * weight).sum(-1) / np.maximum(weight.sum(-1), 1.0)
+
+
+@dataclass
+class Track:
+    """One person over time."""
+
+    id: int
+    xy: np.ndarray
+    box: np.ndarray
+    hits: int = 1
+    misses: int = 0
+    smoother: OneEuroFilter | None = None
+    smoothed: np.ndarray | None = field(default=None)
+
+    @property
+    def area(self) -> float:
+        """Box area, the OKS scale."""
+        return float(max(self.box[2] - self.box[0], 1.0) * max(self.box[3] - self.box[1], 1.0))
+
+
+class PoseTracker:
+    """Keeps person ids across frames; see the module docstring."""
+
+    def __init__(self, match_oks: float = 0.3, min_hits: int = 2, max_misses: int = 5,
+                 sigmas: np.ndarray | None = None, keypoint_threshold: float = 0.2,
+                 smoothing: dict | None = None) -> None:
+        if not 0 < match_oks < 1 or min_hits < 1 or max_misses < 0:
+            raise InputError(f"PoseTracker needs 0 < match_oks < 1, min_hits >= 1, max_misses >= 0; got {match_oks}, "
+                             f"{min_hits}, {max_misses}")
+        self.match_oks, self.min_hits, self.max_misses = match_oks, min_hits, max_misses
+        self.sigmas = np.asarray(COCO_SIGMAS if sigmas is None else sigmas, np.float64)
+        self.keypoint_threshold = keypoint_threshold
+        self.smoothing = smoothing  # One-Euro settings (min_cutoff, beta, d_cutoff), or None for raw keypoints
+        self.tracks: list[Track] = []
+        self._next_id = 0
+
+    def update(self, xy: np.ndarray, scores: np.ndarray, boxes: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Match this frame's poses (N,K,2), scores (N,K), boxes (N,4) at time ``t`` (s); returns (ids (N,),
+        keypoints (N,K,2), smoothed per track when smoothing is on). Unconfirmed detections get id -1."""
+        xy, scores, boxes = (np.asarray(v, np.float64) for v in (xy, scores, boxes))
+        if xy.ndim != 3 or xy.shape[-1] != 2 or len(scores) != len(xy) or len(boxes) != len(xy):
+            raise InputError(f"update needs xy (N,K,2), scores (N,K), boxes (N,4); got {xy.shape}, {scores.shape}, "
+                             f"{boxes.shape}")
+        prev = np.stack([tr.xy for tr in self.tracks]) if self.tracks else np.zeros((0, *xy.shape[1:]))
+        areas = np.array([tr.area for tr in self.tracks])
+        sim = oks_matrix(prev, xy, areas, self.sigmas)
+        matched: dict[int, int] = {}  # detection -> track index
+        for flat in np.argsort(-sim, axis=None):
+            ti, di = np.unravel_index(flat, sim.shape)
+            if sim[ti, di] < self.match_oks:
+                break
+            if di in matched or ti in matched.values():
+                continue
+            matched[int(di)] = int(ti)
+        ids = np.full(len(xy), -1, np.int64)
+        out = xy.copy()
+        seen = set(matched.values())
+        for ti, track in enumerate(self.tracks):
+            if ti not in seen:
+                track.misses += 1
+        for di in range(len(xy)):
+            if di in matched:
+                track = self.tracks[matched[di]]
+                track.xy, track.box, track.hits, track.misses = xy[di], boxes[di], track.hits + 1, 0
+            else:
+                track = Track(self._next_id, xy[di], boxes[di])
+                self._next_id += 1
+                if self.smoothing is not None:
+                    track.smoother = OneEuroFilter(**self.smoothing)
+                self.tracks.append(track)
+            if track.smoother is not None:
+                out[di] = track.smoother(xy[di], t)
+            if track.hits >= self.min_hits:
+                ids[di] = track.id
+        self.tracks = [tr for tr in self.tracks
+                       if tr.misses <= (self.max_misses if tr.hits >= self.min_hits else 0)]
+        return ids, out
