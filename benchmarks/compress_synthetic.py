@@ -18,7 +18,6 @@ import copy
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,37 +32,13 @@ COCO = ROOT.parent / "shared" / "data" / "coco_val_samples"
 
 
 def latency_table(paths: dict[str, str], crops: np.ndarray, rounds: int) -> dict[str, dict]:
-    """Median ms per person at batch 1 and batch 8, every variant timed in turn within each round."""
-    from edgepose.backends.onnxruntime import OnnxRuntimeBackend
+    """Median ms per person at batch 1 and batch 8, every variant timed in turn within each round (the
+    quickstart's timer, ONNX Runtime's default threads)."""
+    from compress.quickstart_bench import latency_table as timed
+    from compress.quickstart_config import BenchStage
 
-    backends = {k: OnnxRuntimeBackend(p) for k, p in paths.items()}
-    times: dict[str, dict[int, list[float]]] = {k: {1: [], 8: []} for k in paths}
-    try:
-        for b in backends.values():  # warm-up
-            for n in (1, 8):
-                for _ in range(3):
-                    b.infer({b.inputs[0].name: crops[:n]})
-        for _ in range(rounds):
-            for k, b in backends.items():
-                for n in (1, 8):
-                    t0 = time.perf_counter()
-                    b.infer({b.inputs[0].name: crops[:n]})
-                    times[k][n].append((time.perf_counter() - t0) * 1e3 / n)
-    finally:
-        for b in backends.values():
-            b.close()
-    return {k: {"cpu_ms": float(np.median(v[1])), "cpu_ms_b8": float(np.median(v[8]))} for k, v in times.items()}
-
-
-def val_crops(model: str, ann: str, images: str, n: int = 8) -> np.ndarray:
-    """The first ``n`` real person crops of the val split, preprocessed as the runtime does."""
-    from compress.calibration import CalibrationImages
-
-    reader = CalibrationImages(model, ann, images, num=n)
-    batch = []
-    while (item := reader.get_next()) is not None:
-        batch.append(next(iter(item.values())))
-    return np.concatenate(batch)
+    table = timed(paths, crops, BenchStage(rounds=rounds, warmup=3, batches=[1, 8], threads=None), progress=False)
+    return {k: {"cpu_ms": v["ms_per_person_b1"], "cpu_ms_b8": v["ms_per_person_b8"]} for k, v in table.items()}
 
 
 def coco_parity(paths: dict[str, str]) -> dict[str, float]:
@@ -176,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     models[f"{top}_int8_u8"] = models[top]
 
     print("evaluating", flush=True)
-    crops = val_crops(paths["fp32"], val_ann, val_images)
+    from compress.quickstart_bench import val_crops
+
+    crops = val_crops(paths["fp32"], val_ann, val_images, 8)
     timing = latency_table(paths, crops, args.rounds)
     parity = coco_parity(paths)
     rows = []

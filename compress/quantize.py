@@ -66,14 +66,9 @@ class QuantReport:
 
 def _load(path: str | os.PathLike):
     """(onnx module, ModelProto) of ``path``, or ModelError for a missing, corrupt or truncated file."""
-    onnx = require("onnx", "deploy", "Quantizing ONNX models")
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ModelError(f"model file not found: {path}")
-    try:
-        return onnx, onnx.load(path)
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise ModelError(f"cannot parse {path} as ONNX (corrupt or truncated): {exc}") from exc
+    from edgepose.onnx_card import load_onnx
+
+    return load_onnx(path, "Quantizing ONNX models")
 
 
 def _nearest(start: list[str], nodes_of: Callable[[str], list], onward: Callable, ops: tuple[str, ...]) -> list[str]:

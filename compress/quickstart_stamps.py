@@ -20,21 +20,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from compress.teacher_cache import file_digest
 from edgepose.io import atomic_write_text
 
 VERSION = 1
-CHUNK = 1 << 20
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes."""
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(CHUNK):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def tree_digest(path: str | os.PathLike) -> str:
     """sha256 over every file of a folder: relative paths and their digests, in sorted order."""
     root = Path(path)

@@ -8,8 +8,10 @@ from edgepose.card import CARD_KEY, ModelCard
 from edgepose.errors import CardError, ModelError, require
 
 
-def _load(path: str):
-    onnx = require("onnx", "deploy", "Editing ONNX metadata")
+def load_onnx(path: str | os.PathLike, purpose: str = "Editing ONNX metadata"):
+    """(onnx module, ModelProto) of ``path``, or ModelError for a missing, corrupt or truncated file."""
+    onnx = require("onnx", "deploy", purpose)
+    path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelError(f"model file not found: {path}")
     try:
@@ -37,7 +39,7 @@ def embed_card(src: str | os.PathLike, card: ModelCard, dst: str | os.PathLike) 
     from edgepose.io import atomic_path
 
     src, dst = os.fspath(src), os.fspath(dst)
-    onnx, model = _load(src)
+    onnx, model = load_onnx(src)
     with OnnxRuntimeBackend(src) as backend:
         bind(card, backend, src)
     kept = [p for p in model.metadata_props if p.key != CARD_KEY]
