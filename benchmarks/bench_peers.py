@@ -77,24 +77,10 @@ PAIRS = {"simcc": ("edgepose/simcc", "rtmlib.RTMPose/simcc", "rtmlib"),
 
 
 def lively(model, seed: int = 0):
-    """Weights and BN statistics with real magnitudes, as tests/test_prune.py does (MMPose's init gives ~1e-20)."""
-    import torch
+    """Random weights with real magnitudes (compress.models.random_init)."""
+    from compress.models.random_init import realistic_random_weights
 
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
-            m.weight.data = torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data = torch.rand(m.num_features, generator=g) + 0.5
-            m.bias.data = torch.randn(m.num_features, generator=g) * 0.1
-            m.running_mean = torch.randn(m.num_features, generator=g) * 0.1
-            m.running_var = torch.rand(m.num_features, generator=g) + 0.5
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(4, 3, *reversed(model.input_size), generator=g))
-    return model.eval()
+    return realistic_random_weights(model, seed)
 
 
 def export(head: str, card: ModelCard, path: str) -> str:

@@ -58,25 +58,10 @@ def grey_diff(got: np.ndarray, want: np.ndarray, card: ModelCard) -> dict:
 
 
 def lively(model, seed: int = 0):
-    """Random weights with real magnitudes (MMPose's init gives ~1e-20 heatmaps): He-normal convs, random BN, the
-    head's bias raised by 8 (tests/test_torch_backend.py explains)."""
-    import torch
+    """Random weights with real magnitudes and positive maps around the peaks (compress.models.random_init)."""
+    from compress.models.random_init import realistic_random_weights
 
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
-            m.weight.data = torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data = torch.rand(m.num_features, generator=g) + 0.5
-            m.bias.data = torch.randn(m.num_features, generator=g) * 0.1
-            m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(4, 3, *reversed(model.input_size), generator=g))
-        # Positive maps around the peaks, as trained ones: DARK's log of a negative (clipped) value is ill-conditioned.
-        [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias += 8.0
-    return model.eval()
+    return realistic_random_weights(model, seed, head_bias=8.0)
 
 
 def frame_and_boxes(n: int) -> tuple[np.ndarray, np.ndarray, str]:

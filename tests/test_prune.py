@@ -23,24 +23,11 @@ CARD = ModelCard(input_size=(96, 128), mean=(0, 0, 0), std=(1, 1, 1), color="rgb
                  heatmap_size=(24, 32), decode="dark")
 
 
-def lively(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Weights and BN statistics with real magnitudes (MMPose's init makes outputs ~1e-20)."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
-            fan_in = m.weight[0].numel()
-            m.weight.data = torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data = torch.rand(m.num_features, generator=g) + 0.5
-            m.bias.data = torch.randn(m.num_features, generator=g) * 0.1
-            m.running_mean = torch.randn(m.num_features, generator=g) * 0.1
-            m.running_var = torch.rand(m.num_features, generator=g) + 0.5
-            m.momentum = None  # cumulative average: the statistics of the calibration passes below
-    model.train()
-    with torch.no_grad():  # BN statistics of real activations: outputs of order 1, as in a trained network
-        for _ in range(2):
-            model(torch.randn(4, 3, *reversed(model.input_size), generator=g))
-    return model.eval()
+def lively(model, seed: int = 0):
+    """Random weights with real magnitudes (compress.models.random_init)."""
+    from compress.models.random_init import realistic_random_weights
+
+    return realistic_random_weights(model, seed)
 
 
 @pytest.mark.parametrize("name", ["lite_hrnet_tiny", "naive_lite_hrnet_18"])

@@ -24,32 +24,17 @@ CARD = ModelCard(input_size=(96, 128), mean=(123.675, 116.28, 103.53), std=(58.3
 # measured max difference 0.018 px.
 HEATMAP_ATOL = 1e-4
 KEYPOINT_ATOL_PX = 0.05
+# Positive heatmaps around the peaks, as a trained model's: DARK takes the log of the blurred map there, and where
+# a random net's map goes negative MMPose's clip to 1e-10 turns a 2e-5 backend difference into a log difference of
+# ~10 (measured: one keypoint in 85 moved 2.2 px).
 HEAD_BIAS = 8.0
 
 
 def lively(model, seed: int = 0):
-    """Weights and BN statistics with real magnitudes (MMPose's init makes outputs ~1e-20, where any comparison
-    passes): He-normal convolutions, random BN affine, BN statistics gathered from two random batches."""
-    import torch
+    """Random weights with real magnitudes and positive maps around the peaks (compress.models.random_init)."""
+    from compress.models.random_init import realistic_random_weights
 
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
-            m.weight.data = torch.randn(m.weight.shape, generator=g) * (2.0 / m.weight[0].numel()) ** 0.5
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.weight.data = torch.rand(m.num_features, generator=g) + 0.5
-            m.bias.data = torch.randn(m.num_features, generator=g) * 0.1
-            m.momentum = None  # cumulative average over the passes below
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randn(4, 3, *reversed(model.input_size), generator=g))
-        # Positive heatmaps around the peaks, as a trained model's: DARK takes the log of the blurred map there, and
-        # where a random net's map goes negative MMPose's clip to 1e-10 turns a 2e-5 backend difference into a log
-        # difference of ~10 (measured: one keypoint in 85 moved 2.2 px). The last conv is the head's output.
-        head = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-        head.bias += HEAD_BIAS
-    return model.eval()
+    return realistic_random_weights(model, seed, head_bias=HEAD_BIAS)
 
 
 @pytest.fixture(scope="module")
