@@ -31,6 +31,7 @@ class Poses:
     boxes: np.ndarray
     box_scores: np.ndarray
     meta: dict = field(default_factory=dict)
+    ids: np.ndarray | None = None  # (N,) track ids from a stream (-1: not yet confirmed); None without tracking
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -43,10 +44,12 @@ class Poses:
         """COCO keypoint results (one dict per person)."""
         scores = self.instance_scores(keypoint_threshold)
         out = []
-        for xy, kp_scores, score in zip(self.xy, self.scores, scores, strict=True):
+        for i, (xy, kp_scores, score) in enumerate(zip(self.xy, self.scores, scores, strict=True)):
             flat = np.concatenate([xy, kp_scores[:, None]], axis=1).reshape(-1)
             out.append({"image_id": image_id, "category_id": category_id,
                         "keypoints": [round(float(v), 3) for v in flat], "score": float(score)})
+            if self.ids is not None:
+                out[-1]["track_id"] = int(self.ids[i])
         return out
 
 
@@ -200,18 +203,36 @@ class PoseEstimator:
         """Codec outputs -> keypoints (N,K,2) in frame pixels and scores (N,K)."""
         return decode_to_frame(self.codec, outputs, affine)
 
+    def detect(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The detector's person boxes (N,4 xyxy float64) and scores (N,) float32 in a BGR frame."""
+        if self.detector is None:
+            raise InputError("no boxes given and no detector configured: pass boxes=... or detector=DET.onnx")
+        boxes, scores = self.detector(validate_frame(frame))
+        return validate_boxes(boxes), np.asarray(scores, np.float32).reshape(-1)
+
+    def stream(self, source, **options):
+        """Poses for every frame of ``source`` (video path, image folder, camera index or URL, iterable of
+        frames), with decoding, detection and pose inference overlapped in threads; see ``edgepose.stream``.
+
+            for result in estimator.stream("walk.mp4", detect_every=3, smoothing={"min_cutoff": 1.0}):
+                result.poses.xy, result.poses.ids
+        """
+        from edgepose.stream import PoseStream, StreamOptions
+
+        return PoseStream(self, source, StreamOptions(**options))
+
     def __call__(self, frame: np.ndarray, boxes: np.ndarray | None = None,
-                 box_scores: np.ndarray | None = None) -> Poses:
-        """Estimate the poses of the persons in ``frame``: those in ``boxes`` (N,4 xyxy) or the detector's."""
+                 box_scores: np.ndarray | None = None, nms: bool | None = None) -> Poses:
+        """Estimate the poses of the persons in ``frame``: those in ``boxes`` (N,4 xyxy) or the detector's.
+
+        Pose NMS runs on detector boxes and not on caller boxes, unless ``nms`` says otherwise."""
         frame = validate_frame(frame)
         timings = dict.fromkeys(STAGES, 0.0)
         meta = {"batch_mode": getattr(self.backend, "batch_mode", "dynamic"), "seconds": timings}
         t0 = time.perf_counter()
         detected = boxes is None
         if detected:
-            if self.detector is None:
-                raise InputError("no boxes given and no detector configured: pass boxes=... or detector=DET.onnx")
-            boxes, box_scores = self.detector(frame)
+            boxes, box_scores = self.detect(frame)
         boxes = validate_boxes(boxes, None if detected else frame.shape)
         if box_scores is None:
             box_scores = np.ones(len(boxes), np.float32)
@@ -234,7 +255,9 @@ class PoseEstimator:
             timings.update(crop=t2 - t1, infer=t3 - t2)
         timings["decode"] = time.perf_counter() - t3
         poses = Poses(xy, scores, boxes.astype(np.float32), box_scores, meta)
-        if detected and self.pose_nms_threshold is not None and len(poses) > 1:
+        if nms is None:
+            nms = detected
+        if nms and self.pose_nms_threshold is not None and len(poses) > 1:
             keep = pose_nms(xy, scores, poses.boxes, box_scores, self.sigmas, threshold=self.pose_nms_threshold)
             poses = Poses(xy[keep], scores[keep], poses.boxes[keep], box_scores[keep], meta)
         return poses

@@ -1,0 +1,134 @@
+"""Frame sources for streams: video files, image folders, camera indices, stream URLs, or any iterable of frames.
+
+    source = open_frame_source("walk.mp4")       # or 0 (camera), "rtsp://...", "frames/", [frame, frame, ...]
+    for frame in source:                          # Frame(index, time, image or None, error)
+        ...
+    source.close()
+
+A frame that cannot be read (a corrupt image in a folder) comes out as a ``Frame`` with ``image=None`` and the
+reason in ``error``, so a stream can skip it with a warning and go on. Timestamps are in seconds: the frame index
+over the frame rate for files and folders (repeatable), the monotonic clock for cameras and URLs (live).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgepose.errors import InputError
+from edgepose.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
+
+
+@dataclass
+class Frame:
+    """One frame of a source: its index, time in seconds, the BGR image (None when unreadable) and why not."""
+
+    index: int
+    time: float
+    image: np.ndarray | None
+    error: str | None = None
+
+
+def is_camera(source: object) -> bool:
+    """True for a camera index (an int, or a string of digits) or a stream URL (``scheme://...``)."""
+    if isinstance(source, int) and not isinstance(source, bool):
+        return True
+    return isinstance(source, str) and (source.isdigit() or "://" in source)
+
+
+class FrameSource:
+    """Iterates frames of one source; ``fps`` is the nominal rate (None when unknown), ``live`` for cameras."""
+
+    def __init__(self, frames: Iterator[Frame], fps: float | None, live: bool, name: str, release=None) -> None:
+        self._frames = frames
+        self.fps = fps
+        self.live = live
+        self.name = name
+        self._release = release
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self._frames
+
+    def close(self) -> None:
+        """Release the capture device or file (idempotent)."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _capture_frames(capture: cv2.VideoCapture, fps: float | None, live: bool) -> Iterator[Frame]:
+    index = 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            return
+        t = time.monotonic() if live else index / fps
+        yield Frame(index, t, image)
+        index += 1
+
+
+def _open_capture(source: int | str, default_fps: float) -> FrameSource:
+    target = int(source) if isinstance(source, int) or source.isdigit() else source
+    live = is_camera(source)
+    capture = cv2.VideoCapture(target)
+    if not capture.isOpened():
+        capture.release()
+        what = "camera" if isinstance(target, int) else ("stream" if live else "video")
+        raise InputError(f"cannot open {what} {source!r}: not connected, missing codec, corrupt or truncated")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
+    fps = fps or (None if live else default_fps)
+    return FrameSource(_capture_frames(capture, fps, live), fps, live, str(source), capture.release)
+
+
+def _folder_frames(paths: list[str], fps: float) -> Iterator[Frame]:
+    for index, path in enumerate(paths):
+        try:
+            yield Frame(index, index / fps, read_image(path))
+        except InputError as exc:
+            yield Frame(index, index / fps, None, str(exc))
+
+
+def _iterable_frames(frames: Iterable, fps: float) -> Iterator[Frame]:
+    for index, image in enumerate(frames):
+        yield Frame(index, index / fps, image)
+
+
+def open_frame_source(source: object, fps: float = 30.0) -> FrameSource:
+    """A FrameSource for a video file, an image folder (sorted), a camera index or URL, or an iterable of arrays.
+
+    ``fps`` sets the timestamps of folders and iterables (and of videos whose rate OpenCV cannot read). A missing
+    path or an unopenable video/camera raises InputError."""
+    if fps <= 0:
+        raise InputError(f"fps must be positive, got {fps}")
+    if is_camera(source):
+        return _open_capture(source, fps)
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
+            if not names:
+                raise InputError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+            return FrameSource(_folder_frames([os.path.join(path, n) for n in names], fps), fps, False, path)
+        if not os.path.exists(path):
+            raise InputError(f"input not found: {path}")
+        if not path.lower().endswith(VIDEO_SUFFIXES):
+            raise InputError(f"{path} is not a video ({', '.join(VIDEO_SUFFIXES)}); give a folder for images")
+        return _open_capture(path, fps)
+    if isinstance(source, np.ndarray):
+        raise InputError("a single array is one frame, not a stream: call the estimator on it, or pass [frame]")
+    if isinstance(source, Iterable):
+        return FrameSource(_iterable_frames(source, fps), fps, False, type(source).__name__)
+    raise InputError(f"cannot stream from {type(source).__name__}: give a video path, an image folder, a camera "
+                     f"index, a URL, or an iterable of (H, W, 3) uint8 BGR frames")
