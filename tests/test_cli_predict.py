@@ -104,3 +104,32 @@ def test_boxes_file_mapping_and_degenerate_boxes(tmp_path, coco_dir, model):
     assert "dropped 1 box" in out.stderr
     results = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert len(results) == 1 and results[0]["image_id"] == image.stem
+
+
+def test_video_stream_outputs_jsonl_ids_and_annotated_video(tmp_path, coco_dir, model, yolox_path):
+    frame = cv2.resize(cv2.imread(str(sorted(coco_dir.glob("*.jpg"))[0])), (320, 240))
+    writer = cv2.VideoWriter(str(tmp_path / "walk.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for shift in range(6):
+        writer.write(np.roll(frame, shift * 2, axis=1))
+    writer.release()
+    out = predict(tmp_path / "walk.avi", "--model", model, "--detector", yolox_path, "--out", tmp_path / "out",
+                  "--detect-every", "2", "--smooth", "1.0", "0.01")
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in (tmp_path / "out" / "walk.jsonl").read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(6))
+    assert [r["detected"] for r in records] == [True, False] * 3
+    assert np.allclose([r["time"] for r in records], np.arange(6) / 10)
+    persons = [p for r in records for p in r["persons"]]
+    assert persons and all(len(p["keypoints"]) == 17 and len(p["keypoints"][0]) == 3 and "id" in p for p in persons)
+    results = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert len(results) == len(persons) and all("track_id" in r for r in results)
+    video = cv2.VideoCapture(str(tmp_path / "out" / "walk_pose.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+
+
+def test_missing_camera_and_bad_stream_settings(tmp_path, model, yolox_path):
+    out = predict("7", "--model", model, "--detector", yolox_path, "--out", tmp_path / "out", "--no-draw")
+    assert out.returncode == 1
+    assert "skipped 7: cannot open camera" in out.stderr and "Traceback" not in out.stderr
+    out = predict("7", "--model", model, "--detector", yolox_path, "--detect-every", "0")
+    assert out.returncode != 0 and "detect_every" in out.stderr and "Traceback" not in out.stderr

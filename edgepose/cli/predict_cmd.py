@@ -13,7 +13,8 @@ HELP = "estimate poses in images, folders or videos; writes predictions.json and
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgepose predict``."""
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="images, folders of images, or video files")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help="images, folders of images, video files, camera indices (0) or stream URLs")
     parser.add_argument("--model", required=True, help="pose model (.onnx)")
     parser.add_argument("--card", help="model card (YAML/JSON) for a model without an embedded one")
     group = parser.add_mutually_exclusive_group()
@@ -27,10 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
     parser.add_argument("--out", default="edgepose_out", help="output folder (default: edgepose_out)")
     parser.add_argument("--no-draw", action="store_true", help="write predictions.json only")
+    video = parser.add_argument_group("videos and cameras (threaded stream, tracked ids, STEM.jsonl per frame)")
+    video.add_argument("--detect-every", type=int, default=1, metavar="K",
+                       help="run the detector on every K-th frame, carrying boxes from keypoints in between")
+    video.add_argument("--no-track", action="store_true", help="no person ids")
+    video.add_argument("--smooth", type=float, nargs=2, metavar=("MIN_CUTOFF", "BETA"),
+                       help="One-Euro keypoint smoothing per track, e.g. --smooth 1.0 0.01")
+    video.add_argument("--max-frames", type=int, help="stop each video or camera after this many frames")
 
 
 def _warn(message: str) -> None:
     print(f"edgepose predict: warning: {message}", file=sys.stderr)
+
+
+def _show(message, category, filename, lineno, file=None, line=None) -> None:
+    _warn(str(message))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,10 +52,14 @@ def run(args: argparse.Namespace) -> int:
     from edgepose.io import atomic_write_text
     from edgepose.pipeline import PoseEstimator
     from edgepose.sources import collect_inputs
+    from edgepose.stream import StreamOptions
 
     if args.detector is None and args.boxes is None:
         raise InputError("give person boxes: --detector DET.onnx or --boxes BOXES.json")
     items = collect_inputs(args.inputs)
+    stream_options = {"detect_every": args.detect_every, "track": not args.no_track, "max_frames": args.max_frames,
+                      "smoothing": {"min_cutoff": args.smooth[0], "beta": args.smooth[1]} if args.smooth else None}
+    StreamOptions(**stream_options)  # refuse bad settings before opening anything
     ids = image_ids(args.coco) if args.coco else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -55,9 +71,12 @@ def run(args: argparse.Namespace) -> int:
                               pose_nms=None if args.no_pose_nms else args.pose_nms, backend_options=options)
     from edgepose.cli.predict_items import ItemRunner
 
-    runner = ItemRunner(estimator, args.out, boxes=boxes, ids=ids, draw=not args.no_draw)
+    runner = ItemRunner(estimator, args.out, boxes=boxes, ids=ids, draw=not args.no_draw,
+                        stream_options=stream_options)
     results, done = [], 0
-    with estimator:
+    with estimator, warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = _show  # a skipped stream frame: one line on stderr
         for item in items:
             try:
                 results += runner.run(item)

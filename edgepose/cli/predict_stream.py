@@ -1,0 +1,67 @@
+"""``edgepose predict`` on a video file, camera or stream URL: the threaded stream, tracked ids, annotated video
+with ids and FPS, and one JSON line per frame."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+
+import cv2
+
+from edgepose.errors import InputError
+from edgepose.io import atomic_path
+from edgepose.stream_records import frame_record
+
+
+def output_stem(source: str) -> str:
+    """A file-name stem for a source: the video's name, ``camera0``, or the URL made safe."""
+    if source.isdigit():
+        return f"camera{source}"
+    if "://" in source:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", source.split("://", 1)[1]).strip("_") or "stream"
+    return os.path.splitext(os.path.basename(source))[0]
+
+
+def run_stream(estimator, source: str, out: str, draw: bool, stream_options: dict) -> list[dict]:
+    """Stream ``source`` through ``estimator``; writes OUT/STEM.jsonl and (with ``draw``) OUT/STEM_pose.mp4
+    atomically, also when stopped with Ctrl-C. Returns COCO results with image ids ``STEM/000123``."""
+    stem = output_stem(source)
+    results: list[dict] = []
+    with contextlib.ExitStack() as stack:
+        lines_tmp = stack.enter_context(atomic_path(os.path.join(out, f"{stem}.jsonl")))
+        lines = stack.enter_context(open(lines_tmp, "w", encoding="utf-8"))
+        writer = None
+        stream = stack.enter_context(estimator.stream(int(source) if source.isdigit() else source,
+                                                      keep_frames=draw, **stream_options))
+        if draw:
+            video_tmp = stack.enter_context(atomic_path(os.path.join(out, f"{stem}_pose.mp4")))
+        try:
+            for result in stream:
+                poses = result.poses
+                results += poses.to_coco(f"{stem}/{result.index:06d}")
+                lines.write(json.dumps(frame_record(result)) + "\n")
+                if draw:
+                    if writer is None:
+                        height, width = result.frame.shape[:2]
+                        writer = cv2.VideoWriter(video_tmp, cv2.VideoWriter_fourcc(*"mp4v"),
+                                                 stream.source.fps or 30.0, (width, height))
+                        if not writer.isOpened():
+                            raise InputError(f"OpenCV cannot write an mp4 video to {out}")
+                        stack.callback(writer.release)
+                    ids = None if poses.ids is None else [str(i) if i >= 0 else "?" for i in poses.ids]
+                    writer.write(_annotate(estimator, result, ids))
+        except KeyboardInterrupt:  # a camera runs until stopped: keep what was written
+            pass
+        if draw and writer is None:
+            raise InputError(f"{source} gave no frame to draw")
+    return results
+
+
+def _annotate(estimator, result, ids):
+    from edgepose.draw import draw_poses
+
+    poses, card = result.poses, estimator.card
+    return draw_poses(result.frame, poses.xy, poses.scores, card.skeleton, boxes=poses.boxes, ids=ids,
+                      text=f"{result.fps:.1f} FPS  frame {result.index}", keypoint_names=card.keypoints or None)
