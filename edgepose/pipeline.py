@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -82,6 +84,10 @@ class PoseEstimator:
     callable ``frame -> (boxes, scores)``) finds persons when the caller gives no boxes. Pose NMS (OKS threshold
     ``pose_nms``) removes duplicate poses of detector boxes; caller boxes are kept as given.
 
+    Thread safety: one estimator may be shared by threads. With the CPU crop (per-thread buffers) and ONNX
+    Runtime (thread-safe sessions) calls run in parallel; other backends and the GPU crop are serialised by a lock.
+    A detector passed as a callable must be thread-safe itself to be shared (the YOLOX detector is).
+
     ``crop="cuda"`` crops on the GPU with the fused kernel (``edgepose.preprocess_cuda.CudaCropper``) straight into
     device memory that the backend reads without a host round trip (backends with ``infer_device``: TensorRT,
     PyTorch on CUDA); it shares the backend's CUDA context and stream when the backend has them.
@@ -101,6 +107,7 @@ class PoseEstimator:
         if crop not in ("cpu", "cuda"):
             raise InputError(f"crop must be 'cpu' (OpenCV) or 'cuda' (the fused kernel), got {crop!r}")
         self.crop_device = crop
+        self._lock = threading.Lock()
         # Close only what this estimator opened; backends and detectors passed in belong to the caller.
         self._owned: list = []
         self.backend = model if isinstance(model, Backend) else self._own(open_backend(model, **options))
@@ -132,6 +139,8 @@ class PoseEstimator:
 
             detector = self._own(open_detector(detector, backend_options=options))
         self.detector = detector
+        shared = getattr(self.backend, "thread_safe", False) and self.gpu_cropper is None
+        self._serial = contextlib.nullcontext() if shared else self._lock
 
     def _cuda_cropper(self, card: ModelCard, flip: bool):
         """The GPU cropper feeding this backend's device input."""
@@ -243,12 +252,13 @@ class PoseEstimator:
         timings["detect"] = t1 - t0
         if len(boxes) == 0:
             return _empty_poses(self.card.num_keypoints, meta)
-        if self.gpu_cropper is not None:
-            outputs, affine, t2 = self._infer_on_device(frame, boxes, timings)
-        else:
-            batch, affine = self.crop(frame, boxes)
-            t2 = time.perf_counter()
-            outputs = self.infer(batch)
+        with self._serial:
+            if self.gpu_cropper is not None:
+                outputs, affine, t2 = self._infer_on_device(frame, boxes, timings)
+            else:
+                batch, affine = self.crop(frame, boxes)
+                t2 = time.perf_counter()
+                outputs = self.infer(batch)
         t3 = time.perf_counter()
         xy, scores = self.decode(outputs, affine)
         if self.gpu_cropper is None:

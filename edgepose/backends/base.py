@@ -69,7 +69,10 @@ def check_feeds(specs: list[TensorSpec], feeds: dict[str, np.ndarray]) -> None:
 
 
 class BackendBase:
-    """Context-manager plumbing shared by backends."""
+    """Context-manager plumbing shared by backends. ``thread_safe``: ``infer`` may run in several threads at once
+    (PoseEstimator serialises calls to backends that do not say so)."""
+
+    thread_safe = False
 
     def __enter__(self):
         return self

@@ -64,8 +64,11 @@ class OnnxRuntimeBackend(BackendBase):
     """Runs an ONNX model with ONNX Runtime.
 
     A model whose batch axis is fixed (e.g. 1) still takes any batch: the backend loops over chunks of that size
-    (padding the last) and says so in ``batch_mode`` ("loop"; "dynamic" otherwise).
+    (padding the last) and says so in ``batch_mode`` ("loop"; "dynamic" otherwise). ``InferenceSession.run`` is
+    thread-safe, and so is this backend.
     """
+
+    thread_safe = True
 
     def __init__(self, path: str | os.PathLike, options: OrtOptions | None = None) -> None:
         import onnxruntime as ort
