@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+DECIMALS = 4
+
+
+def number(value: float) -> float | None:
+    """A float rounded to ``DECIMALS`` places for JSON; NaN and Inf become None (null), keeping the JSON strict."""
+    value = float(value)
+    return round(value, DECIMALS) if math.isfinite(value) else None
 
 
 def person_records(poses, keypoint_threshold: float = 0.2) -> list[dict]:
-    """Per person: track id (-1 unconfirmed, absent without tracking), box xyxy, box score, instance score and
-    keypoints as [x, y, score] rows in frame pixels."""
-    scores = poses.instance_scores(keypoint_threshold)
+    """Per person of a ``Poses``: track id (-1 unconfirmed; absent without tracking), box xyxy, box score, person
+    score (``Poses.instance_scores``) and keypoints as [x, y, score] rows in frame pixels."""
+    scores = poses.instance_scores(keypoint_threshold) if len(poses) else np.zeros(0)
     people = []
     for i in range(len(poses)):
-        person = {"box": [round(float(v), 2) for v in poses.boxes[i]],
-                  "box_score": round(float(poses.box_scores[i]), 4),
-                  "score": round(float(scores[i]), 4),
-                  "keypoints": np.round(np.concatenate([poses.xy[i], poses.scores[i][:, None]], axis=1), 3).tolist()}
+        person = {"box": [number(v) for v in poses.boxes[i]], "box_score": number(poses.box_scores[i]),
+                  "score": number(scores[i]),
+                  "keypoints": [[number(x), number(y), number(s)] for (x, y), s in zip(poses.xy[i], poses.scores[i],
+                                                                                     strict=True)]}
         if poses.ids is not None:
             person = {"id": int(poses.ids[i]), **person}
         people.append(person)

@@ -1,0 +1,56 @@
+"""The poses message the node publishes (std_msgs/String holding JSON), and message time stamps.
+
+    {"stamp": {"sec": 12, "nanosec": 500000000}, "frame_id": "camera",
+     "keypoint_names": ["nose", ...],
+     "persons": [{"id": 3, "box": [x1, y1, x2, y2], "box_score": 0.93, "score": 0.71,
+                  "keypoints": [[x, y, score], ...]}]}
+
+Persons are ``edgepose.stream_records.person_records``, as in ``edgepose predict``'s JSON lines: frame pixels;
+``id`` is the track id, -1 for a person not yet confirmed by the tracker (or when tracking is off); ``score`` is the
+person score (box score times the mean of the keypoint scores above 0.2, as ``Poses.instance_scores``). A
+non-finite value is written as null.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from edgepose.errors import InputError
+from edgepose.stream_records import person_records
+
+
+def stamp_to_dict(stamp: object) -> dict:
+    """A builtin_interfaces/Time-like ``stamp`` -> ``{"sec": int, "nanosec": int}``."""
+    return {"sec": int(getattr(stamp, "sec", 0)), "nanosec": int(getattr(stamp, "nanosec", 0))}
+
+
+def stamp_seconds(stamp: object) -> float:
+    """A builtin_interfaces/Time-like ``stamp`` in seconds: ``sec + nanosec * 1e-9``."""
+    return int(getattr(stamp, "sec", 0)) + int(getattr(stamp, "nanosec", 0)) * 1e-9
+
+
+def poses_to_dict(poses, ids: Sequence[int] | np.ndarray | None, stamp: object, frame_id: str,
+                  keypoint_names: Sequence[str], xy: np.ndarray | None = None) -> dict:
+    """The JSON-ready payload of one frame's ``poses`` (an ``edgepose.pipeline.Poses``).
+
+    ``ids`` (N,) are track ids (None: all -1); ``xy`` (N,K,2) replaces ``poses.xy`` (the tracker's smoothed
+    keypoints); ``stamp`` and ``frame_id`` come from the image's header.
+    """
+    n, k = poses.scores.shape
+    xy = poses.xy if xy is None else np.asarray(xy)
+    ids = np.full(n, -1) if ids is None else np.asarray(ids).reshape(-1)
+    if xy.shape != (n, k, 2) or len(ids) != n or len(keypoint_names) != k:
+        raise InputError(f"poses_to_dict needs xy ({n}, {k}, 2), {n} ids and {k} keypoint names; got xy {xy.shape}, "
+                         f"{len(ids)} ids, {len(keypoint_names)} names")
+    persons = person_records(replace(poses, xy=xy, ids=ids))
+    return {"stamp": stamp_to_dict(stamp), "frame_id": str(frame_id), "keypoint_names": list(keypoint_names),
+            "persons": persons}
+
+
+def payload_to_json(payload: dict) -> str:
+    """Compact JSON of a payload (strict: no NaN tokens)."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False)
