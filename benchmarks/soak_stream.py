@@ -64,8 +64,9 @@ def main() -> int:
     with PoseEstimator(args.model, detector=str(YOLOX), backend_options=options) as est:
         list(est.stream(panning_frames(), max_frames=50))  # warm up thread pools and allocators
         start = time.perf_counter()
-        report = soak_stream(est, panning_frames(), frames=args.frames, sample_every=250, warmup=min(1000, args.frames // 5),
-                             detect_every=args.detect_every, smoothing={"min_cutoff": 1.0, "beta": 0.01})
+        report = soak_stream(est, panning_frames(), frames=args.frames, sample_every=250,
+                             warmup=min(1000, args.frames // 5), detect_every=args.detect_every,
+                             smoothing={"min_cutoff": 1.0, "beta": 0.01})
         seconds = time.perf_counter() - start
     report.update(command="python benchmarks/soak_stream.py " + " ".join(sys.argv[1:]), model=args.model,
                   detect_every=args.detect_every, seconds=round(seconds, 1),

@@ -4,12 +4,13 @@
         for result in stream:                      # StreamResult, in frame order
             result.poses.xy, result.poses.ids      # ids: per-person track ids (-1 until confirmed)
 
-Three worker threads: the reader decodes frames, the detector finds persons on every ``detect_every``-th frame
-(and on the next frame after every person was lost), and the pose stage estimates keypoints, tracks identities and
-smooths. On frames without detection, each tracked person's box comes from its keypoints of the previous frame (the
-usual top-down trick). Queues hold at most ``queue_size`` items each, so a slow consumer slows the reader down
-instead of growing memory. A bad frame (unreadable, wrong shape or dtype, NaN model outputs) is skipped with a
-``StreamWarning`` and the stream goes on; any other error stops the stream and is raised in the consumer's thread.
+Three worker threads: the reader decodes frames, the detector finds persons on every ``detect_every``-th frame,
+and the pose stage (which also runs the detector on a frame where every person was lost) estimates keypoints,
+tracks identities and smooths. On frames without detection, each tracked person's box comes from its keypoints of
+the previous frame (the usual top-down trick). Queues hold at most ``queue_size`` items each, so a slow consumer
+slows the reader down instead of growing memory. A bad frame (unreadable, wrong shape or dtype, NaN model outputs)
+is skipped with a ``StreamWarning`` and the stream goes on; any other error stops the stream and is raised in the
+consumer's thread.
 Breaking out of the loop, ``close()`` or leaving the ``with`` block stops the threads and releases the source.
 """
 
@@ -122,7 +123,6 @@ class PoseStream:
         self.source = open_frame_source(source, self.options.fps)
         self.stats = {"frames": 0, "skipped": 0, "detector_runs": 0}
         self._stop = threading.Event()
-        self._redetect = threading.Event()
         size = self.options.queue_size
         self._decoded: queue.Queue = queue.Queue(size)
         self._detected: queue.Queue = queue.Queue(size)
@@ -195,8 +195,7 @@ class PoseStream:
                 try:
                     image = validate_frame(frame.image)
                     found = None
-                    if frame.index % every == 0 or self._redetect.is_set():
-                        self._redetect.clear()
+                    if frame.index % every == 0:
                         found = self.estimator.detect(image)
                         self.stats["detector_runs"] += 1
                     item = (frame, found)
@@ -215,6 +214,9 @@ class PoseStream:
             if last_time is not None and frame.time <= last_time:  # a live clock that did not advance
                 frame.time = last_time + 1e-6
             try:
+                if found is None and len(carried[0]) == 0:  # everyone was lost: detect now, not k frames later
+                    found = self.estimator.detect(frame.image)
+                    self.stats["detector_runs"] += 1
                 boxes, scores = found if found is not None else carried
                 poses = self.estimator(frame.image, boxes, scores, nms=True)
             except (InputError, OutputError) as exc:
@@ -224,8 +226,6 @@ class PoseStream:
             carry, keep = boxes_from_keypoints(poses.xy, poses.scores, frame.image.shape, opts.carry_threshold,
                                                opts.carry_min_keypoints, opts.carry_expand)
             carried = (carry, poses.box_scores[keep])
-            if len(carry) == 0:
-                self._redetect.set()
             if tracker is not None:
                 ids, xy = tracker.update(poses.xy, poses.scores, poses.boxes, frame.time)
                 poses = replace(poses, xy=xy.astype(np.float32), ids=ids)
