@@ -34,18 +34,53 @@ def boxes_to_center_scale(
     return center, scale
 
 
+# Largest box coordinate accepted: float32 (the dtype of Poses) has whole-pixel resolution up to 2**24.
+MAX_COORDINATE = float(2**24)
+
+
+def _real_array(values: object, what: str) -> np.ndarray:
+    """``values`` as float64, or InputError when they are not real numbers (strings, complex, ragged lists)."""
+    try:
+        raw = np.asarray(values)
+    except ValueError as exc:  # ragged nested lists
+        raise InputError(f"{what} must be a rectangular array of numbers: {exc}") from exc
+    if raw.dtype.kind not in "iufO":
+        raise InputError(f"{what} must be real numbers, got dtype {raw.dtype}")
+    try:
+        return raw.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be real numbers: {exc}") from exc
+
+
+def validate_box_scores(scores: object, count: int) -> np.ndarray:
+    """(N,) finite float32 box scores for ``count`` boxes (any shape with N elements), or InputError."""
+    arr = _real_array(scores, "box scores").reshape(-1)
+    if len(arr) != count:
+        raise InputError(f"got {count} boxes but {len(arr)} box scores")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise InputError(f"box score {int(np.argmax(bad))} is NaN or infinite: {arr[bad][0]}")
+    return arr.astype(np.float32)
+
+
 def validate_boxes(boxes: np.ndarray, frame_shape: tuple[int, ...] | None = None) -> np.ndarray:
-    """Check (N, 4) xyxy boxes: finite, positive size, and (with ``frame_shape``) overlapping the frame."""
-    arr = np.asarray(boxes, dtype=np.float64)
+    """Check (N, 4) xyxy boxes: real numbers, finite, within ``MAX_COORDINATE``, positive size, and (with
+    ``frame_shape``) overlapping the frame."""
+    arr = _real_array(boxes, "boxes")
     if arr.size == 0:  # no persons: [] or an empty (0, 4) array
         return np.zeros((0, 4))
     if arr.ndim == 1 and arr.size == 4:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != 4:
-        raise InputError(f"boxes must have shape (N, 4) as x1, y1, x2, y2; got shape {np.shape(boxes)}")
+        raise InputError(f"boxes must have shape (N, 4) as x1, y1, x2, y2; got shape {arr.shape}")
     bad = ~np.isfinite(arr).all(axis=1)
     if bad.any():
         raise InputError(f"box {int(np.argmax(bad))} has a NaN or infinite coordinate: {arr[bad][0].tolist()}")
+    huge = (np.abs(arr) > MAX_COORDINATE).any(axis=1)
+    if huge.any():
+        i = int(np.argmax(huge))
+        raise InputError(f"box {i} {arr[i].tolist()} has a coordinate beyond +-{MAX_COORDINATE:.0f} px, where float32 "
+                         "keypoints cannot hold whole pixels: pass boxes in frame pixels")
     degenerate = (arr[:, 2] <= arr[:, 0]) | (arr[:, 3] <= arr[:, 1])
     if degenerate.any():
         i = int(np.argmax(degenerate))

@@ -63,10 +63,20 @@ def _pick_input(card: ModelCard, inputs: list[TensorSpec]) -> TensorSpec:
     raise CardError(f"card input_name '{card.input_name}' is not among the model inputs {[s.name for s in inputs]}")
 
 
-def _check_static(spec: TensorSpec, expected: tuple[int, ...], what: str) -> None:
+def _card_fields(card: ModelCard, key: str) -> str:
+    """The card fields that fix the shape of the input (``key`` "input") or of canonical output ``key``."""
+    w, h = card.input_size
+    if key == "input":
+        return f"card field 'input_size' [{w}, {h}] ([width, height])"
+    if card.codec == "simcc":
+        return f"card fields 'input_size' [{w}, {h}] x 'simcc_split_ratio' {card.simcc_split_ratio:g}"
+    return f"card field 'heatmap_size' {list(card.heatmap_size)} ([width, height])"
+
+
+def _check_static(spec: TensorSpec, expected: tuple[int, ...], what: str, fields: str) -> None:
     dims = spec.shape[1:]
     if len(dims) != len(expected) or any(d is not None and d != e for d, e in zip(dims, expected, strict=True)):
-        raise CardError(f"card contradicts the model: {what} {spec.describe()}, the card implies [N, "
+        raise CardError(f"card contradicts the model: {what} {spec.describe()}, but {fields} implies [N, "
                         f"{', '.join(map(str, expected))}]")
 
 
@@ -76,7 +86,7 @@ def bind(card: ModelCard, backend: Backend, source: str = "model") -> Binding:
     if spec.dtype not in (np.float32, np.float16):
         raise CardError(f"{source} input {spec.describe()} is not float32/float16; edgepose feeds normalised floats")
     w, h = card.input_size
-    _check_static(spec, (3, h, w), f"{source} input")
+    _check_static(spec, (3, h, w), f"{source} input", _card_fields(card, "input"))
     expected = expected_output_shapes(card)
     names = {s.name: s for s in backend.outputs}
     canonical = DEFAULT_OUTPUTS[card.codec]
@@ -97,5 +107,5 @@ def bind(card: ModelCard, backend: Backend, source: str = "model") -> Binding:
                 f"card lists {card.num_keypoints} keypoints but {source} output {out_spec.describe()} has "
                 f"{out_spec.shape[1]}: set 'keypoints' in the card to the model's layout"
             )
-        _check_static(out_spec, expected[key], f"{source} output")
+        _check_static(out_spec, expected[key], f"{source} output", _card_fields(card, key))
     return Binding(spec, outputs, expected)

@@ -5,9 +5,10 @@
         ...
     source.close()
 
-A frame that cannot be read (a corrupt image in a folder) comes out as a ``Frame`` with ``image=None`` and the
-reason in ``error``, so a stream can skip it with a warning and go on. Timestamps are in seconds: the frame index
-over the frame rate for files and folders (repeatable), the monotonic clock for cameras and URLs (live).
+A frame that cannot be read (a corrupt image in a folder, the end of a truncated video) comes out as a ``Frame``
+with ``image=None`` and the reason in ``error``, so a stream can skip it with a warning and go on. Timestamps are
+in seconds: the frame index over the frame rate for files and folders (repeatable), the monotonic clock for
+cameras and URLs (live).
 """
 
 from __future__ import annotations
@@ -67,11 +68,15 @@ class FrameSource:
         self.close()
 
 
-def _capture_frames(capture: cv2.VideoCapture, fps: float | None, live: bool) -> Iterator[Frame]:
+def _capture_frames(capture: cv2.VideoCapture, fps: float | None, live: bool, name: str) -> Iterator[Frame]:
+    declared = 0 if live else int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # <= 0 where the file does not say
     index = 0
     while True:
         ok, image = capture.read()
         if not ok:
+            if 0 < index < declared:  # a truncated or corrupt file: say so as a last, unreadable frame
+                yield Frame(index, index / fps, None, f"video {name} ended after {index} of the {declared} frames "
+                                                      "it declares: the file is truncated or corrupt")
             return
         t = time.monotonic() if live else index / fps
         yield Frame(index, t, image)
@@ -89,7 +94,7 @@ def _open_capture(source: int | str, default_fps: float) -> FrameSource:
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
     fps = fps or (None if live else default_fps)
-    return FrameSource(_capture_frames(capture, fps, live), fps, live, str(source), capture.release)
+    return FrameSource(_capture_frames(capture, fps, live, str(source)), fps, live, str(source), capture.release)
 
 
 def _folder_frames(paths: list[str], fps: float) -> Iterator[Frame]:

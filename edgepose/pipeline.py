@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgepose.affine import Affine, validate_boxes
+from edgepose.affine import Affine, validate_box_scores, validate_boxes
 from edgepose.backends import Backend, open_backend
 from edgepose.card import ModelCard
 from edgepose.coco import flip_index
@@ -217,7 +217,8 @@ class PoseEstimator:
         if self.detector is None:
             raise InputError("no boxes given and no detector configured: pass boxes=... or detector=DET.onnx")
         boxes, scores = self.detector(validate_frame(frame))
-        return validate_boxes(boxes), np.asarray(scores, np.float32).reshape(-1)
+        boxes = validate_boxes(boxes)
+        return boxes, validate_box_scores(scores, len(boxes))
 
     def stream(self, source, **options):
         """Poses for every frame of ``source`` (video path, image folder, camera index or URL, iterable of
@@ -245,9 +246,8 @@ class PoseEstimator:
         boxes = validate_boxes(boxes, None if detected else frame.shape)
         if box_scores is None:
             box_scores = np.ones(len(boxes), np.float32)
-        box_scores = np.asarray(box_scores, np.float32).reshape(-1)
-        if len(box_scores) != len(boxes):
-            raise InputError(f"got {len(boxes)} boxes but {len(box_scores)} box scores")
+        else:
+            box_scores = validate_box_scores(box_scores, len(boxes))
         t1 = time.perf_counter()
         timings["detect"] = t1 - t0
         if len(boxes) == 0:

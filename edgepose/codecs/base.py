@@ -75,8 +75,15 @@ def read_output(outputs: Mapping[str, np.ndarray], key: str, tail: tuple[int, ..
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise OutputError(f"model output '{key}' has dtype {arr.dtype}; expected a float array")
     arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        raise OutputError(f"NaN or Inf in model output '{key}'")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = ~finite.reshape(arr.shape[0], arr.shape[1], -1).all(axis=2)  # (N, K): keypoints with a bad value
+        persons = np.flatnonzero(bad.any(axis=1))
+        raise OutputError(
+            f"NaN or Inf in model output '{key}' for {len(persons)} of {arr.shape[0]} person(s) (first: person "
+            f"{persons[0]}, keypoints {np.flatnonzero(bad[persons[0]]).tolist()}): the model or engine is broken or "
+            "overflows (an FP16 engine? compare it with the FP32 ONNX model)"
+        )
     return arr
 
 
