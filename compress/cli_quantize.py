@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-head", dest="keep_head", action="store_true", default=True,
                         help="INT8: keep the head (the Conv producing the outputs) in float (default)")
     parser.add_argument("--quantize-head", dest="keep_head", action="store_false")
+    parser.add_argument("--subpixel-deconv", dest="subpixel_deconv", action="store_true", default=None,
+                        help="INT8: rewrite each ConvTranspose(k4, s2, p1) into an equivalent sub-pixel Conv so it is "
+                             "quantized too (default: on with --activations uint8, off with int8)")
+    parser.add_argument("--no-subpixel-deconv", dest="subpixel_deconv", action="store_false")
     parser.add_argument("--sensitivity-db", type=float, default=None, metavar="DB",
                         help="INT8: also keep in float every Conv whose output SQNR is below DB (e.g. 20)")
     parser.add_argument("--no-keep-io-types", dest="keep_io_types", action="store_false",
@@ -54,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
         reader = CalibrationImages(args.model, args.calib_ann, args.calib_images, num=args.num)
         report = quantize_int8(args.model, args.out, reader, method=args.method, exclude=args.exclude,
                                exclude_first_conv=args.keep_first_conv, exclude_head=args.keep_head,
-                               sensitivity_sqnr_db=args.sensitivity_db, activations=args.activations)
+                               sensitivity_sqnr_db=args.sensitivity_db, activations=args.activations,
+                               subpixel_deconv=args.subpixel_deconv)
         print(f"{report.dst}: INT8 QDQ ({report.method}, {report.num_calibration} calibration crops), "
               f"{report.quantized_convs} Conv quantized, {len(report.excluded)} node(s) kept float, "
               f"{report.size_bytes / 1e6:.2f} MB")
+        for node in report.rewritten_deconvs:
+            print(f"  sub-pixel Conv: {node} (was ConvTranspose)")
     else:
         report = convert_fp16(args.model, args.out, keep_io_types=args.keep_io_types, exclude=args.exclude)
         print(f"{report.dst}: FP16, {report.quantized_convs} Conv in float16, {len(report.excluded)} node(s) kept "

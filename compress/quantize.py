@@ -8,7 +8,9 @@ in QDQ format with symmetric per-channel int8 weights and symmetric int8 activat
 image) and the head (the Conv producing a graph output) stay float by default: they are the layers quantization
 hurts most. With ``sensitivity_sqnr_db`` the float and QDQ models are compared tensor by tensor on calibration
 crops (``onnxruntime.quantization.qdq_loss_debug``); every Conv whose output SQNR falls below the threshold is
-excluded as well and the model is quantized once more.
+excluded as well and the model is quantized once more. With ``subpixel_deconv`` (the default for uint8 activations)
+every ConvTranspose(kernel 4, stride 2, pad 1) is first rewritten, exactly, into a sub-pixel Conv
+(``compress.subpixel_deconv``), because ONNX Runtime's CPU provider has no INT8 ConvTranspose.
 
 Both keep the source's ModelCard embedded, so the output runs in ``OnnxRuntimeBackend`` and ``PoseEstimator`` as
 is, and both write ``dst`` atomically: it is either absent (or the old file) or the complete new model.
@@ -53,6 +55,7 @@ class QuantReport:
     quantized_convs: int = 0  # int8: Convs with Q/DQ weights; fp16: Convs with float16 weights
     size_bytes: int = 0
     sqnr_db: dict[str, float] = field(default_factory=dict)  # sensitivity analysis: Conv -> output SQNR
+    rewritten_deconvs: list[str] = field(default_factory=list)  # ConvTranspose nodes made sub-pixel Convs (int8)
 
     def to_dict(self) -> dict:
         """A plain-JSON dict."""
@@ -148,9 +151,12 @@ def _reader(src: str, calibration, card) -> CalibrationImages:
 
 
 def _quantize(pre: Path, out: Path, reader: CalibrationImages, method: str, exclude: list[str],
-              per_channel: bool, src: str, activations: str = "int8") -> None:
+              per_channel: bool, src: str, activations: str = "int8", extra_ops: Sequence[str] = ()) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
+    # None: ORT's default, every op type its QLinear and QDQ registries know; extra_ops adds to that
+    ops = list(dict.fromkeys([*QLinearOpsRegistry, *QDQRegistry, *extra_ops])) if extra_ops else None
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                  "percentile": CalibrationMethod.Percentile}[method]
     symmetric = activations == "int8"  # TensorRT: symmetric int8; ORT on x86 CPUs: asymmetric uint8 (U8S8)
@@ -165,7 +171,7 @@ def _quantize(pre: Path, out: Path, reader: CalibrationImages, method: str, excl
          quant_format=QuantFormat.QDQ, per_channel=per_channel,
          activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
          weight_type=QuantType.QInt8, nodes_to_exclude=list(exclude), calibrate_method=calibrate,
-         extra_options=options)
+         extra_options=options, op_types_to_quantize=ops)
 
 
 def _entropy_ranges(pre: Path, reader: CalibrationImages, symmetric: bool, src: str,
@@ -248,6 +254,7 @@ def quantize_int8(
     per_channel: bool = True,
     sensitivity_samples: int = SENSITIVITY_SAMPLES,
     activations: str = "int8",
+    subpixel_deconv: bool | None = None,
 ) -> QuantReport:
     """Quantize ``src_onnx`` to a QDQ INT8 model at ``dst_onnx`` (card kept), calibrated on ``calibration``.
 
@@ -257,6 +264,11 @@ def quantize_int8(
     (asymmetric U8S8: ONNX Runtime's fast path on x86 CPUs, where S8S8 runs slower than FP32).
     ``sensitivity_sqnr_db``: also keep float every Conv whose output SQNR (float vs QDQ model, on the first
     ``sensitivity_samples`` calibration items) is below this many dB, then quantize once more.
+    ``subpixel_deconv``: rewrite each ConvTranspose(kernel 4, stride 2, pad 1) not in ``exclude`` into an equivalent
+    Conv + Slice + Concat + DepthToSpace first (``compress.subpixel_deconv``; exact in float), so that it is
+    quantized too: ONNX Runtime's CPU provider has no INT8 ConvTranspose and runs it in float between Q/DQ. None
+    (default): on for ``activations="uint8"`` (the ONNX Runtime CPU variant), off for "int8" (TensorRT, which has
+    INT8 deconvolution of its own). The rewritten nodes are listed in the report's ``rewritten_deconvs``.
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -270,13 +282,20 @@ def quantize_int8(
     _load(src)
     card = read_card(src)
     reader = _reader(src, calibration, card)
+    if subpixel_deconv is None:
+        subpixel_deconv = activations == "uint8"
     with tempfile.TemporaryDirectory(prefix="edgepose-quant-") as tmp:
         work = Path(tmp)
         pre, qdq = work / "pre.onnx", work / "qdq.onnx"
+        rewritten: list[str] = []
+        source = src
+        if subpixel_deconv:
+            source = os.fspath(work / "subpixel.onnx")
+            rewritten = _subpixel(src, source, skip=exclude)
         # ONNX's own shape inference suffices for CNNs. ORT's symbolic inference gives up ("Incomplete symbolic
         # shape inference") on the dynamic channel-split Slices torch exports for Lite-HRNet, and then leaves
         # sym_shape_infer_temp.onnx (+ a .data file) in the current directory.
-        _ort("pre-process", src, quant_pre_process, src, os.fspath(pre), skip_symbolic_shape=True)
+        _ort("pre-process", src, quant_pre_process, source, os.fspath(pre), skip_symbolic_shape=True)
         _, graph_model = _load(pre)
         graph = graph_model.graph
         names = {node.name for node in graph.node}
@@ -292,7 +311,10 @@ def quantize_int8(
             excluded.setdefault(name, "head")
         for name in exclude:
             excluded.setdefault(name, "user")
-        _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations)
+        # DepthToSpace (the sub-pixel rewrite's last node) only moves values: with Q/DQ on both sides ONNX Runtime
+        # runs it on the uint8 data even where a float node (the head) follows
+        extra_ops = ["DepthToSpace"] if rewritten else []
+        _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations, extra_ops)
         sqnr: dict[str, float] = {}
         if sensitivity_sqnr_db is not None:
             sqnr = conv_output_sqnr(pre, qdq, reader, work, sensitivity_samples)
@@ -300,11 +322,22 @@ def quantize_int8(
             for name, db in weak.items():
                 excluded[name] = f"sensitivity: {db:.1f} dB"
             if weak:
-                _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations)
+                _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations, extra_ops)
         embed_card(qdq, card, dst)
     covered, _ = conv_weight_qdq_coverage(dst)
     return QuantReport("int8", src, dst, method, list(excluded.items()), len(reader), len(covered),
-                       os.path.getsize(dst), sqnr)
+                       os.path.getsize(dst), sqnr, rewritten)
+
+
+def _subpixel(src: str, dst: str, skip: Sequence[str]) -> list[str]:
+    """Write ``src`` with its ConvTranspose(k4, s2, p1) nodes (except those named in ``skip``) rewritten as sub-pixel
+    Convs to ``dst`` (a temporary file); the names of the rewritten nodes."""
+    from compress.subpixel_deconv import rewrite_deconvs
+
+    onnx, model = _load(src)
+    model, rewritten = rewrite_deconvs(model, skip=skip)
+    onnx.save(model, dst)
+    return rewritten
 
 
 # ---------------------------------------------------------------------------------------------- FP16
