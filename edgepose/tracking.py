@@ -1,13 +1,15 @@
-"""Pose tracking across frames: greedy OKS matching, track birth/death with hysteresis, optional One-Euro smoothing.
+"""Pose tracking across frames: greedy OKS or IoU matching, track birth/death with hysteresis, One-Euro smoothing.
 
     tracker = PoseTracker()
     for t, frame in stream:
         poses = estimator(frame)
         ids, xy = tracker.update(poses.xy, poses.scores, poses.boxes, t)   # ids -1: not yet confirmed
 
-A detection joins the track with the highest OKS above ``match_oks`` (pairs taken best first, each track and
-detection once). A track is confirmed after ``min_hits`` matched frames and removed after ``max_misses`` frames
-without a match; an unconfirmed track is removed at its first miss, so one-frame false positives never get an id.
+A detection joins the track with the highest similarity above ``match_oks``, pairs taken best first, each track and
+detection once (greedy matching). The similarity is the keypoints' object keypoint similarity (``similarity="oks"``)
+or the boxes' intersection over union (``"iou"``, steadier when keypoints are unsure). A track is confirmed after
+``min_hits`` matched frames and removed after ``max_misses`` frames without a match; an unconfirmed track is removed
+at its first miss, so one-frame false positives never get an id.
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ def oks_matrix(a: np.ndarray, b: np.ndarray, areas: np.ndarray, sigmas: np.ndarr
     return (sim * weight).sum(-1) / np.maximum(weight.sum(-1), 1.0)
 
 
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) intersection over union of (N,4) xyxy boxes ``a`` and ``b``."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(hi - lo, 0, None).prod(-1)
+    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
+    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
+    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-9)
+
+
 @dataclass
 class Track:
     """One person over time."""
@@ -59,10 +73,13 @@ class PoseTracker:
 
     def __init__(self, match_oks: float = 0.3, min_hits: int = 2, max_misses: int = 5,
                  sigmas: np.ndarray | None = None, keypoint_threshold: float = 0.2,
-                 smoothing: dict | None = None) -> None:
+                 smoothing: dict | None = None, similarity: str = "oks") -> None:
         if not 0 < match_oks < 1 or min_hits < 1 or max_misses < 0:
             raise InputError(f"PoseTracker needs 0 < match_oks < 1, min_hits >= 1, max_misses >= 0; got {match_oks}, "
                              f"{min_hits}, {max_misses}")
+        if similarity not in ("oks", "iou"):
+            raise InputError(f"PoseTracker similarity must be 'oks' or 'iou', got {similarity!r}")
+        self.similarity = similarity
         self.match_oks, self.min_hits, self.max_misses = match_oks, min_hits, max_misses
         self.sigmas = np.asarray(COCO_SIGMAS if sigmas is None else sigmas, np.float64)
         self.keypoint_threshold = keypoint_threshold
@@ -77,9 +94,12 @@ class PoseTracker:
         if xy.ndim != 3 or xy.shape[-1] != 2 or len(scores) != len(xy) or len(boxes) != len(xy):
             raise InputError(f"update needs xy (N,K,2), scores (N,K), boxes (N,4); got {xy.shape}, {scores.shape}, "
                              f"{boxes.shape}")
-        prev = np.stack([tr.xy for tr in self.tracks]) if self.tracks else np.zeros((0, *xy.shape[1:]))
-        areas = np.array([tr.area for tr in self.tracks])
-        sim = oks_matrix(prev, xy, areas, self.sigmas)
+        if self.similarity == "iou":
+            sim = iou_matrix(np.array([tr.box for tr in self.tracks]).reshape(-1, 4), boxes)
+        else:
+            prev = np.stack([tr.xy for tr in self.tracks]) if self.tracks else np.zeros((0, *xy.shape[1:]))
+            areas = np.array([tr.area for tr in self.tracks])
+            sim = oks_matrix(prev, xy, areas, self.sigmas)
         matched: dict[int, int] = {}  # detection -> track index
         for flat in np.argsort(-sim, axis=None):
             ti, di = np.unravel_index(flat, sim.shape)

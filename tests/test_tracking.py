@@ -8,7 +8,7 @@ import pytest
 
 from edgepose.coco import SIGMAS
 from edgepose.errors import InputError
-from edgepose.tracking import PoseTracker, oks_matrix
+from edgepose.tracking import PoseTracker, iou_matrix, oks_matrix
 
 
 def person(center, rng, jitter=1.0):
@@ -25,9 +25,10 @@ def frame_of(people, rng):
     return xy, np.ones(xy.shape[:2]), boxes, order
 
 
-def test_ids_follow_people_through_shuffles_and_gaps():
+@pytest.mark.parametrize("similarity", ["oks", "iou"])
+def test_ids_follow_people_through_shuffles_and_gaps(similarity):
     rng = np.random.default_rng(0)
-    tracker = PoseTracker(min_hits=2, max_misses=3)
+    tracker = PoseTracker(min_hits=2, max_misses=3, similarity=similarity)
     seen: dict[int, set] = {0: set(), 1: set()}
     for f in range(30):
         people = [person((100 + 3 * f, 200), rng), person((400 - 2 * f, 220), rng)]
@@ -82,3 +83,18 @@ def test_smoothing_per_track_and_bad_input():
         PoseTracker(match_oks=1.5)
     with pytest.raises(InputError, match="update needs"):
         tracker.update(np.zeros((2, 17)), np.zeros((2, 17)), np.zeros((2, 4)), 2.0)
+
+
+def test_iou_matrix_matches_the_pairwise_formula():
+    rng = np.random.default_rng(5)
+    a = np.sort(rng.uniform(0, 100, (4, 2, 2)), axis=1).transpose(0, 2, 1).reshape(4, 4)[:, [0, 2, 1, 3]]
+    b = np.sort(rng.uniform(0, 100, (3, 2, 2)), axis=1).transpose(0, 2, 1).reshape(3, 4)[:, [0, 2, 1, 3]]
+    for i, p in enumerate(a):
+        for j, q in enumerate(b):
+            w = max(0.0, min(p[2], q[2]) - max(p[0], q[0]))
+            h = max(0.0, min(p[3], q[3]) - max(p[1], q[1]))
+            union = (p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - w * h
+            assert iou_matrix(a, b)[i, j] == pytest.approx(w * h / union)
+    assert iou_matrix(a, a).diagonal() == pytest.approx(np.ones(4))
+    with pytest.raises(InputError, match="similarity"):
+        PoseTracker(similarity="hungarian")
