@@ -1,7 +1,8 @@
 """Compression table on the synthetic set: FP32, FP16, INT8 PTQ (MinMax / Entropy / Percentile), INT8 QAT, pruned
 30% and 50% FLOPs (fine-tuned with distillation from the unpruned model) and pruned-50% + INT8. INT8 rows are
 TensorRT's format (symmetric int8 activations); the ``_u8`` rows use uint8 activations, ONNX Runtime's fast path on
-x86 CPUs.
+x86 CPUs, with the deconvolution head rewritten as sub-pixel Convs so it runs in INT8 too (``_first_conv``: the
+first conv quantized as well).
 
     python benchmarks/compress_synthetic.py [--base runs/synthetic_teacher_simple_baseline_18/last.pth]
 
@@ -119,10 +120,17 @@ def main(argv: list[str] | None = None) -> int:
             notes[f"int8_ptq_{method}"] = {"excluded": report.excluded, "quantized_convs": report.quantized_convs}
         step(f"int8_ptq_{method}", work / f"int8_ptq_{method}.onnx", ptq)
         models[f"int8_ptq_{method}"] = args.base
-    step("int8_ptq_minmax_u8", work / "int8_ptq_minmax_u8.onnx", lambda p: quantize_int8(
-        paths["fp32"], p, CalibrationImages(paths["fp32"], train_ann, train_images, num=args.calib),
-        activations="uint8"))
-    models["int8_ptq_minmax_u8"] = args.base
+    def u8(name: str, source: str, **options):
+        """U8S8 MinMax (ONNX Runtime's x86 path; deconvolutions rewritten as sub-pixel Convs by default)."""
+        def build(p):
+            report = quantize_int8(paths[source], p, CalibrationImages(paths[source], train_ann, train_images,
+                                                                       num=args.calib), activations="uint8", **options)
+            notes[name] = {"excluded": report.excluded, "rewritten_deconvs": report.rewritten_deconvs}
+        step(name, work / f"{name}.onnx", build)
+        models[name] = models[source]
+
+    u8("int8_ptq_minmax_u8", "fp32")
+    u8("int8_ptq_minmax_u8_first_conv", "fp32", exclude_first_conv=False)
 
     qat_dir = work / "qat"
     if not (qat_dir / "last.pth").exists():
@@ -146,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     step(f"{top}_int8", work / f"{top}_int8.onnx", lambda p: quantize_int8(
         paths[top], p, CalibrationImages(paths[top], train_ann, train_images, num=args.calib)))
     models[f"{top}_int8"] = models[top]
-    step(f"{top}_int8_u8", work / f"{top}_int8_u8.onnx", lambda p: quantize_int8(
-        paths[top], p, CalibrationImages(paths[top], train_ann, train_images, num=args.calib), activations="uint8"))
-    models[f"{top}_int8_u8"] = models[top]
+    u8(f"{top}_int8_u8", top)
 
     print("evaluating", flush=True)
     from compress.quickstart_bench import val_crops

@@ -113,7 +113,7 @@ def test_video_stream_outputs_jsonl_ids_and_annotated_video(tmp_path, coco_dir, 
         writer.write(np.roll(frame, shift * 2, axis=1))
     writer.release()
     out = predict(tmp_path / "walk.avi", "--model", model, "--detector", yolox_path, "--out", tmp_path / "out",
-                  "--detect-every", "2", "--smooth", "1.0", "0.01")
+                  "--detect-every", "2", "--smooth", "1.0", "0.01", "--track-by", "iou")
     assert out.returncode == 0, out.stderr
     records = [json.loads(line) for line in (tmp_path / "out" / "walk.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(6))

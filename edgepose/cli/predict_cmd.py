@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--detect-every", type=int, default=1, metavar="K",
                        help="run the detector on every K-th frame, carrying boxes from keypoints in between")
     video.add_argument("--no-track", action="store_true", help="no person ids")
+    video.add_argument("--track-by", choices=("oks", "iou"), default="oks",
+                       help="match persons across frames by keypoint similarity (default) or box overlap")
     video.add_argument("--smooth", type=float, nargs=2, metavar=("MIN_CUTOFF", "BETA"),
                        help="One-Euro keypoint smoothing per track, e.g. --smooth 1.0 0.01")
     video.add_argument("--max-frames", type=int, help="stop each video or camera after this many frames")
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give person boxes: --detector DET.onnx or --boxes BOXES.json")
     items = collect_inputs(args.inputs)
     stream_options = {"detect_every": args.detect_every, "track": not args.no_track, "max_frames": args.max_frames,
+                      "tracker": {"similarity": args.track_by},
                       "smoothing": {"min_cutoff": args.smooth[0], "beta": args.smooth[1]} if args.smooth else None}
     StreamOptions(**stream_options)  # refuse bad settings before opening anything
     ids = image_ids(args.coco) if args.coco else None
