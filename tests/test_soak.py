@@ -3,8 +3,6 @@ no thread or file-descriptor growth, over a run and over many opened and closed 
 
 from __future__ import annotations
 
-import sys
-
 import cv2
 import numpy as np
 import pytest
@@ -19,8 +17,6 @@ CARD = ModelCard(input_size=(48, 64), mean=(123.675, 116.28, 103.53), std=(58.39
 # Bound on resident-memory growth between frame 500 and the end of a 2,000-frame soak. The frames and per-frame
 # arrays are ~0.2 MiB each; a leak of one frame per frame would grow ~300 MiB, a leak of one pose result ~1 MiB.
 RSS_GROWTH_BOUND_MIB = 8.0
-
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux only)")
 
 
 def moving_scene(seed: int = 0):
