@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         step(f"int8_ptq_{method}", work / f"int8_ptq_{method}.onnx", ptq)
         models[f"int8_ptq_{method}"] = args.base
     def u8(name: str, source: str, **options):
-        """U8S8 MinMax (ONNX Runtime's x86 path; deconvolutions rewritten as sub-pixel Convs by default)."""
+        """U8S8 (ONNX Runtime's x86 path; deconvolutions rewritten as sub-pixel Convs by default), MinMax unless
+        ``options`` say otherwise."""
         def build(p):
             report = quantize_int8(paths[source], p, CalibrationImages(paths[source], train_ann, train_images,
                                                                        num=args.calib), activations="uint8", **options)
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         models[name] = models[source]
 
     u8("int8_ptq_minmax_u8", "fp32")
+    u8("int8_ptq_entropy_u8", "fp32", method="entropy")
+    u8("int8_ptq_percentile_u8", "fp32", method="percentile")
     u8("int8_ptq_minmax_u8_first_conv", "fp32", exclude_first_conv=False)
 
     qat_dir = work / "qat"
