@@ -42,6 +42,17 @@ def is_camera(source: object) -> bool:
     return isinstance(source, str) and (source.isdigit() or "://" in source)
 
 
+def is_live(source: object) -> bool:
+    """A camera or a live stream, timed by the clock; a URL of a video file (``http://host/clip.mp4``, ``file://``)
+    is timed by its frame index like a local file."""
+    if not is_camera(source):
+        return False
+    if not isinstance(source, str) or source.isdigit():
+        return True
+    path = source.split("?", 1)[0].lower()
+    return not (path.startswith("file://") or path.endswith(VIDEO_SUFFIXES))
+
+
 class FrameSource:
     """Iterates frames of one source; ``fps`` is the nominal rate (None when unknown), ``live`` for cameras."""
 
@@ -85,7 +96,7 @@ def _capture_frames(capture: cv2.VideoCapture, fps: float | None, live: bool, na
 
 def _open_capture(source: int | str, default_fps: float) -> FrameSource:
     target = int(source) if isinstance(source, int) or source.isdigit() else source
-    live = is_camera(source)
+    live = is_live(source)
     capture = cv2.VideoCapture(target)
     if not capture.isOpened():
         capture.release()
@@ -134,6 +145,15 @@ def open_frame_source(source: object, fps: float = 30.0) -> FrameSource:
     if isinstance(source, np.ndarray):
         raise InputError("a single array is one frame, not a stream: call the estimator on it, or pass [frame]")
     if isinstance(source, Iterable):
-        return FrameSource(_iterable_frames(source, fps), fps, False, type(source).__name__)
+        inner = iter(source)
+        frames = _iterable_frames(inner, fps)
+
+        def release() -> None:  # run the caller's generator's own clean-up (its finally) now, not at GC
+            frames.close()
+            close = getattr(inner, "close", None)
+            if callable(close):
+                close()
+
+        return FrameSource(frames, fps, False, type(source).__name__, release)
     raise InputError(f"cannot stream from {type(source).__name__}: give a video path, an image folder, a camera "
                      f"index, a URL, or an iterable of (H, W, 3) uint8 BGR frames")

@@ -86,7 +86,8 @@ class PoseEstimator:
 
     Thread safety: one estimator may be shared by threads. With the CPU crop (per-thread buffers) and ONNX
     Runtime (thread-safe sessions) calls run in parallel; other backends and the GPU crop are serialised by a lock.
-    A detector passed as a callable must be thread-safe itself to be shared (the YOLOX detector is).
+    Detectors are serialised the same way: the YOLOX detector runs in parallel on ONNX Runtime; a callable runs one
+    call at a time unless it has ``thread_safe = True``.
 
     ``crop="cuda"`` crops on the GPU with the fused kernel (``edgepose.preprocess_cuda.CudaCropper``) straight into
     device memory that the backend reads without a host round trip (backends with ``infer_device``: TensorRT,
@@ -141,6 +142,9 @@ class PoseEstimator:
         self.detector = detector
         shared = getattr(self.backend, "thread_safe", False) and self.gpu_cropper is None
         self._serial = contextlib.nullcontext() if shared else self._lock
+        safe_detector = getattr(detector, "thread_safe", False) or getattr(getattr(detector, "backend", None),
+                                                                           "thread_safe", False)
+        self._detect_serial = contextlib.nullcontext() if safe_detector else threading.Lock()
 
     def _cuda_cropper(self, card: ModelCard, flip: bool):
         """The GPU cropper feeding this backend's device input."""
@@ -216,7 +220,8 @@ class PoseEstimator:
         """The detector's person boxes (N,4 xyxy float64) and scores (N,) float32 in a BGR frame."""
         if self.detector is None:
             raise InputError("no boxes given and no detector configured: pass boxes=... or detector=DET.onnx")
-        boxes, scores = self.detector(validate_frame(frame))
+        with self._detect_serial:
+            boxes, scores = self.detector(validate_frame(frame))
         boxes = validate_boxes(boxes)
         return boxes, validate_box_scores(scores, len(boxes))
 

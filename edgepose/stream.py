@@ -61,6 +61,8 @@ class StreamOptions:
             raise InputError(f"stream needs detect_every >= 1, queue_size >= 1, carry_expand >= 1 and "
                              f"carry_min_keypoints >= 2; got {self.detect_every}, {self.queue_size}, "
                              f"{self.carry_expand}, {self.carry_min_keypoints}")
+        if self.smoothing is not None and not self.track:
+            raise InputError("smoothing is per track: it needs track=True (or drop smoothing)")
         if self.max_frames is not None and self.max_frames < 1:
             raise InputError(f"max_frames must be >= 1 or None, got {self.max_frames}")
 
@@ -90,6 +92,7 @@ class _Failed:
 
 
 _END = object()
+JOIN_SECONDS = 5.0  # how long close() waits for each worker (a blocked camera read can take longer)
 
 
 def boxes_from_keypoints(xy: np.ndarray, scores: np.ndarray, frame_shape: tuple[int, ...], threshold: float,
@@ -123,6 +126,7 @@ class PoseStream:
         self.source = open_frame_source(source, self.options.fps)
         self.stats = {"frames": 0, "skipped": 0, "detector_runs": 0}
         self._stop = threading.Event()
+        self._count_lock = threading.Lock()
         size = self.options.queue_size
         self._decoded: queue.Queue = queue.Queue(size)
         self._detected: queue.Queue = queue.Queue(size)
@@ -156,12 +160,10 @@ class PoseStream:
 
     def _inbox(self, box: queue.Queue, outbox: queue.Queue) -> Iterator:
         """Items of ``box`` until its end; failures and skips are passed on to ``outbox`` untouched."""
-        while True:
+        while not self._stop.is_set():
             try:
                 item = box.get(timeout=0.05)
             except queue.Empty:
-                if self._stop.is_set():
-                    return
                 continue
             if item is _END:
                 return
@@ -172,6 +174,13 @@ class PoseStream:
             yield item
 
     # -- stages ---------------------------------------------------------------------------------------------------
+    def _detect_persons(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The estimator's detector on ``image`` (it serialises detectors that are not thread-safe), counted."""
+        found = self.estimator.detect(image)
+        with self._count_lock:
+            self.stats["detector_runs"] += 1
+        return found
+
     def _read(self) -> None:
         count, limit = 0, self.options.max_frames
         try:
@@ -196,8 +205,7 @@ class PoseStream:
                     image = validate_frame(frame.image)
                     found = None
                     if frame.index % every == 0:
-                        found = self.estimator.detect(image)
-                        self.stats["detector_runs"] += 1
+                        found = self._detect_persons(image)
                     item = (frame, found)
                 except (InputError, OutputError) as exc:
                     item = _Skipped(frame.index, str(exc))
@@ -215,8 +223,7 @@ class PoseStream:
                 frame.time = last_time + 1e-6
             try:
                 if found is None and len(carried[0]) == 0:  # everyone was lost: detect now, not k frames later
-                    found = self.estimator.detect(frame.image)
-                    self.stats["detector_runs"] += 1
+                    found = self._detect_persons(frame.image)
                 boxes, scores = found if found is not None else carried
                 poses = self.estimator(frame.image, boxes, scores, nms=True)
             except (InputError, OutputError) as exc:
@@ -238,22 +245,32 @@ class PoseStream:
     def __iter__(self) -> Iterator[StreamResult]:
         if self._started:
             raise InputError("a stream can be iterated once: call estimator.stream(source) again")
+        if self._stop.is_set():
+            raise InputError("this stream was closed: call estimator.stream(source) again")
         self._started = True
+        return self._consume()
+
+    def _next_result(self):
+        """The next item from the pose stage; _END once the workers are gone and their queue is drained."""
+        while True:
+            try:
+                return self._results.get(timeout=0.1)
+            except queue.Empty:
+                if not any(t.is_alive() for t in self._threads):
+                    try:  # a worker may have put its last items between the timeout and the check
+                        return self._results.get_nowait()
+                    except queue.Empty:
+                        return _END
+
+    def _consume(self) -> Iterator[StreamResult]:
+        # The threads start at the first next(), inside this generator, so its finally always stops them.
         for name, work, outbox in (("read", self._read, self._decoded), ("detect", self._detect, self._detected),
                                    ("pose", self._pose, self._results)):
             self._stage(name, work, outbox).start()
-        return self._consume()
-
-    def _consume(self) -> Iterator[StreamResult]:
         times: deque[float] = deque(maxlen=30)
         try:
             while True:
-                try:
-                    item = self._results.get(timeout=0.1)
-                except queue.Empty:
-                    if not any(t.is_alive() for t in self._threads):
-                        return
-                    continue
+                item = self._next_result()
                 if item is _END:
                     return
                 if isinstance(item, _Failed):
@@ -274,7 +291,7 @@ class PoseStream:
         """Stop the threads, drop queued frames and release the source."""
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=10)
+            thread.join(timeout=JOIN_SECONDS)
         for box in (self._decoded, self._detected, self._results):
             while True:
                 try:
@@ -282,7 +299,10 @@ class PoseStream:
                 except queue.Empty:
                     break
         alive = [t.name for t in self._threads if t.is_alive()]
-        if not alive:
+        if alive:  # e.g. the reader blocked in a camera read: it releases the source itself when the read returns
+            warnings.warn(StreamWarning(f"stream threads {alive} still busy after {JOIN_SECONDS} s; they stop and "
+                                        "release the source when their current call returns"), stacklevel=2)
+        else:
             self.source.close()
         self._threads = [t for t in self._threads if t.is_alive()]
 

@@ -3,6 +3,7 @@ warning, errors raised in the consumer, bounded queues, threads and sources rele
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import warnings
@@ -147,12 +148,14 @@ def test_queues_stay_bounded_with_a_slow_consumer(model):
     stream = est.stream(endless(), queue_size=2)
     iterator = iter(stream)
     next(iterator)
-    time.sleep(0.5)  # the workers run ahead until every queue is full, then block
-    ahead = len(pulled)
-    # 3 queues of 2, one item held by each of the 3 workers, the one delivered, and one pulled by the reader's loop
-    assert ahead <= 3 * 2 + 3 + 1 + 1
-    time.sleep(0.3)
-    assert len(pulled) == ahead  # and stay blocked
+    counts = []
+    for _ in range(200):  # the workers run ahead until every queue is full, then block: wait until nothing moves
+        time.sleep(0.05)
+        counts.append(len(pulled))
+        if len(counts) >= 6 and len(set(counts[-6:])) == 1:
+            break
+    # 3 queues of 2, one item held by each of the 3 workers, and the one delivered
+    assert counts[-1] == 3 * 2 + 3 + 1, counts
     iterator.close()
     assert not stream_threads()
 
@@ -226,3 +229,84 @@ def test_boxes_from_keypoints():
     np.testing.assert_allclose(boxes, [[5, 10, 35, 70]])
     clipped, _ = boxes_from_keypoints(xy[:1], scores[:1] * 0 + 1, (100, 200, 3), 0.3, 3, 1.0)
     np.testing.assert_allclose(clipped, [[10, 20, 199, 99]])
+
+
+class SlowEmptyQueue(queue.Queue):
+    """A results queue whose first ``get`` times out only once every worker has ended, with their last items
+    queued: the race where a consumer's wait ends just after the workers finished."""
+
+    def __init__(self, maxsize):
+        super().__init__(maxsize)
+        self.first = True
+
+    def get(self, block=True, timeout=None):
+        if self.first:
+            self.first = False
+            for _ in range(200):
+                if not stream_threads():
+                    break
+                time.sleep(0.01)
+            raise queue.Empty
+        return super().get(block, timeout)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_last_items_are_not_lost_when_workers_end_during_a_wait(model, fail):
+    est = PoseEstimator(model, card=CARD, detector=StubDetector(fail_at=0 if fail else None))
+    stream = est.stream(frames(1))
+    stream._results = SlowEmptyQueue(2)
+    if fail:
+        with pytest.raises(RuntimeError, match="detector exploded"):
+            list(stream)
+    else:
+        assert [r.index for r in stream] == [0]
+
+
+class NoOverlapDetector:
+    """Finds nobody, slowly, and records calls that overlap (a detector that is not thread-safe)."""
+
+    def __init__(self):
+        self.busy, self.overlaps, self.calls = False, 0, 0
+
+    def __call__(self, frame):
+        self.overlaps += self.busy
+        self.busy = True
+        time.sleep(0.01)
+        self.calls += 1
+        self.busy = False
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+
+
+def test_detector_is_never_called_from_two_threads_at_once(model):
+    detector = NoOverlapDetector()
+    est = PoseEstimator(model, card=CARD, detector=detector)
+    stream = est.stream(frames(30), detect_every=3)  # nobody found: the pose stage re-detects on carried frames
+    assert len(list(stream)) == 30
+    assert detector.overlaps == 0 and detector.calls == stream.stats["detector_runs"] == 30
+
+
+def test_callers_generator_closed_and_unstarted_iterator_leaves_no_threads(model):
+    closed = []
+
+    def source():
+        try:
+            yield from frames(20)
+        finally:
+            closed.append(True)
+
+    est = PoseEstimator(model, card=CARD, detector=StubDetector())
+    for result in est.stream(source()):
+        if result.index == 2:
+            break
+    assert closed == [True]
+    stream = est.stream(frames(5))
+    iterator = iter(stream)
+    del iterator
+    assert not stream_threads()
+    stream.close()
+    unused = est.stream(frames(5))
+    unused.close()
+    with pytest.raises(InputError, match="closed"):
+        iter(unused)
+    with pytest.raises(InputError, match="smoothing is per track"):
+        est.stream(frames(2), track=False, smoothing={"min_cutoff": 1.0})
