@@ -99,7 +99,7 @@ class PoseTracker:
         else:
             prev = np.stack([tr.xy for tr in self.tracks]) if self.tracks else np.zeros((0, *xy.shape[1:]))
             areas = np.array([tr.area for tr in self.tracks])
-            sim = oks_matrix(prev, xy, areas, self.sigmas)
+            sim = oks_matrix(prev, xy, areas, self.sigmas, visible=scores >= self.keypoint_threshold)
         matched: dict[int, int] = {}  # detection -> track index
         for flat in np.argsort(-sim, axis=None):
             ti, di = np.unravel_index(flat, sim.shape)

@@ -98,3 +98,16 @@ def test_iou_matrix_matches_the_pairwise_formula():
     assert iou_matrix(a, a).diagonal() == pytest.approx(np.ones(4))
     with pytest.raises(InputError, match="similarity"):
         PoseTracker(similarity="hungarian")
+
+
+def test_unsure_keypoints_do_not_break_matching():
+    rng = np.random.default_rng(7)
+    tracker = PoseTracker(min_hits=1)
+    xy, box = person((200, 200), rng)
+    first, _ = tracker.update(xy[None], np.ones((1, 17)), box[None], 0.0)
+    moved = xy + 2.0
+    moved[:12] = rng.uniform(0, 1000, (12, 2))  # occluded: wild guesses, scored 0
+    scores = np.ones((1, 17))
+    scores[0, :12] = 0.0
+    again, _ = tracker.update(moved[None], scores, box[None] + 2, 1 / 30)
+    assert again[0] == first[0]
