@@ -133,3 +133,15 @@ def test_missing_camera_and_bad_stream_settings(tmp_path, model, yolox_path):
     assert "skipped 7: cannot open camera" in out.stderr and "Traceback" not in out.stderr
     out = predict("7", "--model", model, "--detector", yolox_path, "--detect-every", "0")
     assert out.returncode != 0 and "detect_every" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_inputs_with_colliding_outputs_are_refused(tmp_path, model, yolox_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "clip.mp4").write_bytes(b"")
+    out = predict(tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4", "--model", model, "--detector",
+                  yolox_path)
+    assert out.returncode != 0 and "would both write outputs named 'clip'" in out.stderr
+    from edgepose.sources import output_stem
+
+    assert output_stem("rtsp://admin:secret@10.0.0.5:554/live") == "10.0.0.5_554_live"

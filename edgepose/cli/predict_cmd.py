@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
 
 HELP = "estimate poses in images, folders or videos; writes predictions.json and annotated media"
@@ -47,6 +49,10 @@ def _show(message, category, filename, lineno, file=None, line=None) -> None:
     _warn(str(message))
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (docker stop, systemd) ends a camera run like Ctrl-C: outputs are kept
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the estimator over every input; items that fail are skipped with a warning."""
     from edgepose.cocofiles import image_ids, load_boxes
@@ -76,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
 
     runner = ItemRunner(estimator, args.out, boxes=boxes, ids=ids, draw=not args.no_draw,
                         stream_options=stream_options)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     results, done = [], 0
     with estimator, warnings.catch_warnings():
         warnings.simplefilter("always")

@@ -6,28 +6,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 
 import cv2
 
 from edgepose.errors import InputError
 from edgepose.io import atomic_path
+from edgepose.sources import output_stem
 from edgepose.stream_records import frame_record
 
 
-def output_stem(source: str) -> str:
-    """A file-name stem for a source: the video's name, ``camera0``, or the URL made safe."""
-    if source.isdigit():
-        return f"camera{source}"
-    if "://" in source:
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", source.split("://", 1)[1]).strip("_") or "stream"
-    return os.path.splitext(os.path.basename(source))[0]
-
-
-def run_stream(estimator, source: str, out: str, draw: bool, stream_options: dict) -> list[dict]:
+def run_stream(estimator, source: str, out: str, draw: bool, stream_options: dict, stem: str | None = None
+               ) -> list[dict]:
     """Stream ``source`` through ``estimator``; writes OUT/STEM.jsonl and (with ``draw``) OUT/STEM_pose.mp4
-    atomically, also when stopped with Ctrl-C. Returns COCO results with image ids ``STEM/000123``."""
-    stem = output_stem(source)
+    atomically, also when stopped with Ctrl-C (or SIGTERM, which ``edgepose predict`` turns into one). Returns COCO
+    results with image ids ``STEM/000123``; ``stem`` defaults to ``output_stem(source)``."""
+    stem = stem or output_stem(source)
     results: list[dict] = []
     with contextlib.ExitStack() as stack:
         lines_tmp = stack.enter_context(atomic_path(os.path.join(out, f"{stem}.jsonl")))
@@ -47,9 +40,9 @@ def run_stream(estimator, source: str, out: str, draw: bool, stream_options: dic
                         height, width = result.frame.shape[:2]
                         writer = cv2.VideoWriter(video_tmp, cv2.VideoWriter_fourcc(*"mp4v"),
                                                  stream.source.fps or 30.0, (width, height))
+                        stack.callback(writer.release)
                         if not writer.isOpened():
                             raise InputError(f"OpenCV cannot write an mp4 video to {out}")
-                        stack.callback(writer.release)
                     ids = None if poses.ids is None else [str(i) if i >= 0 else "?" for i in poses.ids]
                     writer.write(_annotate(estimator, result, ids))
         except KeyboardInterrupt:  # a camera runs until stopped: keep what was written
