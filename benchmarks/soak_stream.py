@@ -76,7 +76,8 @@ def main() -> int:
     print(f"{report['frames']} frames in {seconds:.0f} s ({report['mean_fps']} FPS), {report['persons']} persons; "
           f"RSS {report['samples'][0]['rss_mib']:.1f} -> {report['samples'][-1]['rss_mib']:.1f} MiB, growth after "
           f"frame {report['warmup']}: {report['rss_growth_after_warmup_mib']:+.2f} MiB "
-          f"(slope {report['rss_slope_mib_per_1000_frames']:+.3f} MiB/1000 frames); OS threads max "
+          f"(slope {report['rss_slope_mib_per_1000_frames']:+.3f} MiB/1000 frames, spread "
+          f"{report['rss_spread_after_warmup_mib']:.2f} MiB); OS threads max "
           f"{report['max_os_threads']} (before {report['before']['os_threads']}, after "
           f"{report['after']['os_threads']}); fds max {report['max_fds']} (before {report['before']['fds']}, "
           f"after {report['after']['fds']})")

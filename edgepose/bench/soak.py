@@ -41,8 +41,9 @@ def settled_stats(wait: float = 1.0) -> dict:
 
 def soak_stream(estimator, source, frames: int, sample_every: int = 250, warmup: int = 500, **options) -> dict:
     """Stream ``frames`` frames of ``source`` (an endless iterable is fine) and sample process stats every
-    ``sample_every`` frames. Returns the samples, the RSS growth after ``warmup`` frames (MiB, and MiB per 1000
-    frames from a least-squares line), the largest thread and fd counts seen, and the counts before and after."""
+    ``sample_every`` frames. Returns the samples, the RSS growth after ``warmup`` frames up to the last sample but
+    one (MiB; MiB per 1000 frames from a least-squares line; max - min), the largest thread and fd counts seen,
+    and the counts before and after."""
     gc.collect()
     before = process_stats()
     samples, persons, done = [], 0, 0
@@ -55,14 +56,16 @@ def soak_stream(estimator, source, frames: int, sample_every: int = 250, warmup:
     stats = dict(stream.stats)
     gc.collect()
     after = settled_stats()
-    late = [s for s in samples if s["frame"] >= warmup and s["rss_mib"] is not None]
-    growth = slope = None
+    # the last sample can fall after the workers finished and freed their queues: it is left out
+    late = [s for s in samples[:-1] if s["frame"] >= warmup and s["rss_mib"] is not None]
+    growth = slope = spread = None
     if len(late) >= 2:
         rss = np.array([s["rss_mib"] for s in late])
         frame = np.array([s["frame"] for s in late], float)
-        growth = float(rss[-1] - rss[0])
+        growth, spread = float(rss[-1] - rss[0]), float(rss.max() - rss.min())
         slope = float(np.polyfit(frame / 1000, rss, 1)[0])
     return {"frames": done, "persons": persons, "stream_stats": stats, "before": before, "after": after,
             "samples": samples, "rss_growth_after_warmup_mib": growth, "rss_slope_mib_per_1000_frames": slope,
+            "rss_spread_after_warmup_mib": spread,
             "max_os_threads": max((s["os_threads"] or 0) for s in samples) if samples else None,
             "max_fds": max((s["fds"] or 0) for s in samples) if samples else None, "warmup": warmup}
