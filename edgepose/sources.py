@@ -1,4 +1,4 @@
-"""Expand command-line inputs (images, folders, videos) into a list of items to process."""
+"""Expand command-line inputs (images, folders, videos, cameras, URLs) into a list of items to process."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from edgepose.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 @dataclass(frozen=True)
 class Item:
-    """One input: an image file or a video file."""
+    """One input: an image file, a video file, or a camera index or stream URL."""
 
     path: str
     kind: str  # "image" | "video" | "camera" (a camera index or a stream URL)

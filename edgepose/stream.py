@@ -28,7 +28,6 @@ import numpy as np
 
 from edgepose.errors import InputError, OutputError
 from edgepose.frame_sources import open_frame_source
-from edgepose.preprocess import validate_frame
 from edgepose.tracking import PoseTracker
 
 
@@ -201,11 +200,8 @@ class PoseStream:
             if frame.image is None:
                 item = _Skipped(frame.index, frame.error or "the source gave None instead of an (H, W, 3) uint8 image")
             else:
-                try:
-                    image = validate_frame(frame.image)
-                    found = None
-                    if frame.index % every == 0:
-                        found = self._detect_persons(image)
+                try:  # the estimator validates the frame (here on detection frames, in the pose stage always)
+                    found = self._detect_persons(frame.image) if frame.index % every == 0 else None
                     item = (frame, found)
                 except (InputError, OutputError) as exc:
                     item = _Skipped(frame.index, str(exc))

@@ -24,6 +24,15 @@ def predict(*args):
                           text=True)
 
 
+def write_clip(path, coco_dir, frames: int, step: int) -> None:
+    """A 10 FPS 320x240 MJPG clip of a real COCO photo panning ``step`` pixels a frame."""
+    frame = cv2.resize(cv2.imread(str(sorted(coco_dir.glob("*.jpg"))[0])), (320, 240))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    for shift in range(frames):
+        writer.write(np.roll(frame, shift * step, axis=1))
+    writer.release()
+
+
 @pytest.fixture()
 def model(tmp_path):
     return conv_heatmap_model(tmp_path / "m.onnx", CARD)
@@ -46,11 +55,7 @@ def test_folder_with_corrupt_image_is_skipped_with_warning(tmp_path, coco_dir, m
 
 
 def test_video_input(tmp_path, coco_dir, model, yolox_path):
-    frame = cv2.resize(cv2.imread(str(sorted(coco_dir.glob("*.jpg"))[0])), (320, 240))
-    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
-    for shift in range(4):
-        writer.write(np.roll(frame, shift * 3, axis=1))
-    writer.release()
+    write_clip(tmp_path / "clip.avi", coco_dir, frames=4, step=3)
     out = predict(tmp_path / "clip.avi", "--model", model, "--detector", yolox_path, "--out", tmp_path / "out")
     assert out.returncode == 0, out.stderr
     results = json.loads((tmp_path / "out" / "predictions.json").read_text())
@@ -107,11 +112,7 @@ def test_boxes_file_mapping_and_degenerate_boxes(tmp_path, coco_dir, model):
 
 
 def test_video_stream_outputs_jsonl_ids_and_annotated_video(tmp_path, coco_dir, model, yolox_path):
-    frame = cv2.resize(cv2.imread(str(sorted(coco_dir.glob("*.jpg"))[0])), (320, 240))
-    writer = cv2.VideoWriter(str(tmp_path / "walk.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
-    for shift in range(6):
-        writer.write(np.roll(frame, shift * 2, axis=1))
-    writer.release()
+    write_clip(tmp_path / "walk.avi", coco_dir, frames=6, step=2)
     out = predict(tmp_path / "walk.avi", "--model", model, "--detector", yolox_path, "--out", tmp_path / "out",
                   "--detect-every", "2", "--smooth", "1.0", "0.01", "--track-by", "iou")
     assert out.returncode == 0, out.stderr

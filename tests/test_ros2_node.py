@@ -128,7 +128,7 @@ def test_annotated_frame_fields_round_trip():
                                                                 "is_bigendian": 0, "step": 15}
     assert isinstance(fields["data"], bytes)
     np.testing.assert_array_equal(image_msg_to_bgr(SimpleNamespace(**fields)), BGR)
-    with pytest.raises(InputError, match="uint8 BGR"):
+    with pytest.raises(InputError, match=r"frame must be uint8 \(0-255\), got float32"):
         bgr_to_image_msg_fields(BGR.astype(np.float32))
 
 

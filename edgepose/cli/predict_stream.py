@@ -15,12 +15,11 @@ from edgepose.sources import output_stem
 from edgepose.stream_records import frame_record
 
 
-def run_stream(estimator, source: str, out: str, draw: bool, stream_options: dict, stem: str | None = None
-               ) -> list[dict]:
+def run_stream(estimator, source: str, out: str, draw: bool, stream_options: dict) -> list[dict]:
     """Stream ``source`` through ``estimator``; writes OUT/STEM.jsonl and (with ``draw``) OUT/STEM_pose.mp4
     atomically, also when stopped with Ctrl-C (or SIGTERM, which ``edgepose predict`` turns into one). Returns COCO
-    results with image ids ``STEM/000123``; ``stem`` defaults to ``output_stem(source)``."""
-    stem = stem or output_stem(source)
+    results with image ids ``STEM/000123``, STEM being ``output_stem(source)``."""
+    stem = output_stem(source)
     results: list[dict] = []
     with contextlib.ExitStack() as stack:
         lines_tmp = stack.enter_context(atomic_path(os.path.join(out, f"{stem}.jsonl")))

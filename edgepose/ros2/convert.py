@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edgepose.errors import InputError
+from edgepose.preprocess import validate_frame
 
 # encoding -> (channels, bytes per channel, OpenCV conversion to BGR or None). A literal dict you can grep.
 ENCODINGS: dict[str, tuple[int, int, int | None]] = {
@@ -106,9 +107,7 @@ def compressed_msg_to_bgr(msg: object) -> np.ndarray:
 def bgr_to_image_msg_fields(frame: np.ndarray) -> dict:
     """The sensor_msgs/Image fields of an (H, W, 3) uint8 BGR frame: height, width, encoding 'bgr8', is_bigendian 0,
     step and data (bytes). The caller adds the header."""
-    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        shape = getattr(frame, "shape", None)
-        raise InputError(f"frame must be an (H, W, 3) uint8 BGR array, got {type(frame).__name__} {shape}")
+    frame = validate_frame(frame)
     height, width = frame.shape[:2]
     return {"height": int(height), "width": int(width), "encoding": "bgr8", "is_bigendian": 0,
             "step": int(width) * 3, "data": np.ascontiguousarray(frame).tobytes()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -136,16 +136,16 @@ class PoseNodeCore:
         try:
             frame = self.convert(msg)
             poses = self.estimator(frame)
-            ids, xy = None, poses.xy
             if self.tracker is not None:
                 ids, xy = self.tracker.update(poses.xy, poses.scores, poses.boxes, self._track_time(stamp))
-            payload = poses_to_dict(poses, ids, stamp, frame_id, self.keypoint_names, xy)
+                poses = replace(poses, xy=xy.astype(np.float32), ids=ids)
+            payload = poses_to_dict(poses, stamp, frame_id, self.keypoint_names)
             annotated = None
             if self.draw if draw is None else draw:
                 from edgepose.draw import draw_poses
 
-                annotated = draw_poses(frame, xy, poses.scores, self.skeleton, self.keypoint_threshold,
-                                       boxes=poses.boxes, ids=ids, keypoint_names=self.keypoint_names)
+                annotated = draw_poses(frame, poses.xy, poses.scores, self.skeleton, self.keypoint_threshold,
+                                       boxes=poses.boxes, ids=poses.ids, keypoint_names=self.keypoint_names)
         except (InputError, OutputError) as exc:
             self.skipped += 1
             self.warn(f"skipped image {self.frames} (stamp {stamp_seconds(stamp):.3f} s, frame_id {frame_id!r}): "

@@ -33,22 +33,16 @@ def stamp_seconds(stamp: object) -> float:
     return int(getattr(stamp, "sec", 0)) + int(getattr(stamp, "nanosec", 0)) * 1e-9
 
 
-def poses_to_dict(poses, ids: Sequence[int] | np.ndarray | None, stamp: object, frame_id: str,
-                  keypoint_names: Sequence[str], xy: np.ndarray | None = None) -> dict:
-    """The JSON-ready payload of one frame's ``poses`` (an ``edgepose.pipeline.Poses``).
-
-    ``ids`` (N,) are track ids (None: all -1); ``xy`` (N,K,2) replaces ``poses.xy`` (the tracker's smoothed
-    keypoints); ``stamp`` and ``frame_id`` come from the image's header.
-    """
+def poses_to_dict(poses, stamp: object, frame_id: str, keypoint_names: Sequence[str]) -> dict:
+    """The JSON-ready payload of one frame's ``poses`` (an ``edgepose.pipeline.Poses``; ``poses.ids`` None: every
+    id -1); ``stamp`` and ``frame_id`` come from the image's header."""
     n, k = poses.scores.shape
-    xy = poses.xy if xy is None else np.asarray(xy)
-    ids = np.full(n, -1) if ids is None else np.asarray(ids).reshape(-1)
-    if xy.shape != (n, k, 2) or len(ids) != n or len(keypoint_names) != k:
-        raise InputError(f"poses_to_dict needs xy ({n}, {k}, 2), {n} ids and {k} keypoint names; got xy {xy.shape}, "
-                         f"{len(ids)} ids, {len(keypoint_names)} names")
-    persons = person_records(replace(poses, xy=xy, ids=ids))
+    if len(keypoint_names) != k:
+        raise InputError(f"poses_to_dict needs {k} keypoint names, got {len(keypoint_names)}")
+    if poses.ids is None:
+        poses = replace(poses, ids=np.full(n, -1))
     return {"stamp": stamp_to_dict(stamp), "frame_id": str(frame_id), "keypoint_names": list(keypoint_names),
-            "persons": persons}
+            "persons": person_records(poses)}
 
 
 def payload_to_json(payload: dict) -> str:
