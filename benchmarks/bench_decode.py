@@ -1,6 +1,6 @@
 """Microbenchmark: median decode time per person for every codec / decode mode.
 
-    python benchmarks/bench_decode.py [--persons 1 4 16] [--iterations 200]
+    python -m benchmarks.bench_decode [--persons 1 4 16] [--iterations 200]
 
 Inputs are the codec's own targets for random keypoints plus a little uniform noise (float32), as a model gives.
 """

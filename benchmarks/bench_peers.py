@@ -1,6 +1,6 @@
 """edgepose against rtmlib and the plain per-person loop: same ONNX model, same frames, same boxes, one run.
 
-    python benchmarks/bench_peers.py [--threads 1] [--runs 7] [--iters 3] [--out benchmarks/results/peers.json]
+    python -m benchmarks.bench_peers [--threads 1] [--runs 7] [--iters 3] [--out benchmarks/results/peers.json]
         [--heatmap-model PATH] [--simcc-model PATH]
 
 Needs torch (the models are exported here) and rtmlib: ``pip install --no-deps rtmlib`` (numpy, onnxruntime,
@@ -49,15 +49,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.plain_loop import dark_offsets, plain_topdown
+from edgepose.bench.environment import environment, package_version
+from edgepose.card import ModelCard
+from edgepose.codecs import build_codec
+from edgepose.io import atomic_write_text, read_image
+from edgepose.pipeline import PoseEstimator, decode_to_frame
 
-from benchmarks.plain_loop import dark_offsets, plain_topdown  # noqa: E402
-from edgepose.bench.environment import environment, package_version  # noqa: E402
-from edgepose.card import ModelCard  # noqa: E402
-from edgepose.codecs import build_codec  # noqa: E402
-from edgepose.io import atomic_write_text, read_image  # noqa: E402
-from edgepose.pipeline import PoseEstimator, decode_to_frame  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SAMPLES = ROOT.parent / "shared" / "data" / "coco_val_samples"
 IMAGENET = {"mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375), "color": "rgb"}

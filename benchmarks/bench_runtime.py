@@ -1,8 +1,8 @@
 """Per-stage runtime cost of the PoseEstimator: crop, inference and decode per person, for 1/4/16 persons a frame.
 
-    python benchmarks/bench_runtime.py                    # the stand-in 0.3-GFLOP 256x192 model, a real COCO frame
-    python benchmarks/bench_runtime.py --model pose.onnx  # any carded model
-    python benchmarks/bench_runtime.py --arch lite_hrnet_18 --out benchmarks/results/runtime_core_lite_hrnet_18.json
+    python -m benchmarks.bench_runtime                    # the stand-in 0.3-GFLOP 256x192 model, a real COCO frame
+    python -m benchmarks.bench_runtime --model pose.onnx  # any carded model
+    python -m benchmarks.bench_runtime --arch lite_hrnet_18 --out benchmarks/results/runtime_core_lite_hrnet_18.json
 
 Writes benchmarks/results/runtime_core.json (with the machine) and prints a Markdown table.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -20,30 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks import bench_model
+from benchmarks.plain_loop import plain_topdown
+from edgepose.bench.environment import environment
+from edgepose.io import atomic_write_text, read_image
+from edgepose.pipeline import PoseEstimator
 
-from benchmarks import bench_model  # noqa: E402
-from benchmarks.plain_loop import plain_topdown  # noqa: E402
-from edgepose.io import atomic_write_text, read_image  # noqa: E402
-from edgepose.pipeline import PoseEstimator  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_FRAME = ROOT.parent / "shared" / "data" / "coco_val_samples" / "000000196141.jpg"
-
-
-def environment(threads: int | None) -> dict:
-    """What the numbers were measured on."""
-    import cv2
-    import onnxruntime
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__, "ort_threads": threads or "default"}
 
 
 STAGES = ("crop", "infer", "decode", "end_to_end", "plain_loop")
@@ -155,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                                       f"stand-in {bench_model.CARD.name} ({bench_model.gflops():.2f} GFLOPs)"),
               "frame": os.path.basename(args.frame), "frame_shape": list(frame.shape), "iters": args.iters,
               "repeats": args.repeats,
-              "environment": environment(args.threads), "rows": rows}
+              "environment": environment(args.threads, ["CPUExecutionProvider"]), "rows": rows}
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     print(f"model: {record['model']}; frame {frame.shape[1]}x{frame.shape[0]}; {record['environment']['cpu']}")
     print("| persons | crop ms/person | infer ms/person | decode ms/person | crop+decode ms/person |"

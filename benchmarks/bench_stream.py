@@ -1,7 +1,7 @@
 """Stream throughput: ``estimator.stream`` (decode, detection and pose inference overlapped in threads) against
 the plain serial loop doing the same work (decode -> detect -> pose -> track), on the same video, in one run.
 
-    python benchmarks/bench_stream.py [--model runs/student_distilled.onnx] [--frames 300] [--runs 5]
+    python -m benchmarks.bench_stream [--model runs/student_distilled.onnx] [--frames 300] [--runs 5]
 
 The video is written first (640x480 MJPG panning across the real COCO photos, as in soak_stream.py), so both sides
 decode the same file. Settings: detect every frame, and every 5th frame with boxes carried from keypoints. Each
@@ -22,16 +22,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.soak_stream import YOLOX, panning_frames
+from edgepose.bench.environment import environment
+from edgepose.io import atomic_write_text
+from edgepose.pipeline import PoseEstimator
+from edgepose.video.frame_sources import open_frame_source
+from edgepose.video.stream import boxes_from_keypoints
+from edgepose.video.tracking import PoseTracker
 
-from benchmarks.bench_runtime import environment  # noqa: E402
-from benchmarks.soak_stream import YOLOX, panning_frames  # noqa: E402
-from edgepose.frame_sources import open_frame_source  # noqa: E402
-from edgepose.io import atomic_write_text  # noqa: E402
-from edgepose.pipeline import PoseEstimator  # noqa: E402
-from edgepose.stream import boxes_from_keypoints  # noqa: E402
-from edgepose.tracking import PoseTracker  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_video(path: str, frames: int) -> None:
@@ -99,7 +98,7 @@ def main() -> int:
                          "speedup_min_max": [round(min(ratios), 2), round(max(ratios), 2)],
                          "frames_persons": sorted(counts)})
             print(rows[-1])
-    report = {"command": "python benchmarks/bench_stream.py " + " ".join(sys.argv[1:]), "model": args.model,
+    report = {"command": "python -m benchmarks.bench_stream " + " ".join(sys.argv[1:]), "model": args.model,
               "frames": args.frames, "runs": args.runs, "threads_per_model": args.threads, "rows": rows,
               "environment": environment(args.threads)}
     atomic_write_text(args.out, json.dumps(report, indent=1) + "\n")

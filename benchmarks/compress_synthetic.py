@@ -4,7 +4,7 @@ TensorRT's format (symmetric int8 activations); the ``_u8`` rows use uint8 activ
 x86 CPUs, with the deconvolution head rewritten as sub-pixel Convs so it runs in INT8 too (``_first_conv``: the
 first conv quantized as well).
 
-    python benchmarks/compress_synthetic.py [--base runs/synthetic_teacher_simple_baseline_18/last.pth]
+    python -m benchmarks.compress_synthetic [--base runs/synthetic_teacher_simple_baseline_18/last.pth]
 
 For every variant: COCO AP on the synthetic val split (ground-truth boxes, the runtime's own pipeline), params,
 GFLOPs, ONNX file size, ONNX Runtime CPU latency per person (batch 1 and batch 8; all variants timed round-robin in
@@ -23,11 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from edgepose.bench.environment import environment
+from edgepose.io import atomic_write_text
 
-from benchmarks.bench_runtime import environment  # noqa: E402
-from edgepose.io import atomic_write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 COCO = ROOT.parent / "shared" / "data" / "coco_val_samples"
 
@@ -35,8 +34,8 @@ COCO = ROOT.parent / "shared" / "data" / "coco_val_samples"
 def latency_table(paths: dict[str, str], crops: np.ndarray, rounds: int) -> dict[str, dict]:
     """Median ms per person at batch 1 and batch 8, every variant timed in turn within each round (the
     quickstart's timer, ONNX Runtime's default threads)."""
-    from compress.quickstart_bench import latency_table as timed
-    from compress.quickstart_config import BenchStage
+    from quickstart.bench import latency_table as timed
+    from quickstart.config import BenchStage
 
     table = timed(paths, crops, BenchStage(rounds=rounds, warmup=3, batches=[1, 8], threads=None), progress=False)
     return {k: {"cpu_ms": v["ms_per_person_b1"], "cpu_ms_b8": v["ms_per_person_b8"]} for k, v in table.items()}
@@ -44,7 +43,7 @@ def latency_table(paths: dict[str, str], crops: np.ndarray, rounds: int) -> dict
 
 def coco_parity(paths: dict[str, str]) -> dict[str, float]:
     """Mean keypoint distance (px) to FP32 on the real COCO persons, ground-truth boxes."""
-    from edgepose.evaluate import predict_with_gt_boxes
+    from edgepose.coco.evaluate import predict_with_gt_boxes
 
     ann, images = COCO / "test_coco.json", COCO
     ref = predict_with_gt_boxes(paths["fp32"], ann, images)
@@ -61,8 +60,8 @@ def finetune_config(base: str, out_dir: str, epochs: int, lr: float):
     """The base run's training config, set to fine-tune from ``base`` with distillation from it."""
     from compress.checkpoint import read_checkpoint
     from compress.config import from_dict
-    from compress.distill import DistillConfig
-    from compress.train_config import TrainConfig
+    from compress.train.config import TrainConfig
+    from compress.train.distill import DistillConfig
 
     config = from_dict(TrainConfig, read_checkpoint(base)["config"], "checkpoint config")
     config = copy.deepcopy(config)
@@ -84,15 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prune", default="30,50", help="FLOPs shares to prune, percent (the last gets INT8 too)")
     args = parser.parse_args(argv)
 
-    from compress.calibration import CalibrationImages
     from compress.checkpoint import load_model, read_checkpoint
     from compress.models.complexity import count_flops, count_params
-    from compress.prune import PruneSettings
-    from compress.prune_job import FinetuneSettings, PruneJob, run_job
-    from compress.quantize import conv_weight_qdq_coverage, convert_fp16, quantize_int8
-    from compress.train import train
+    from compress.prune.job import FinetuneSettings, PruneJob, run_job
+    from compress.prune.structured import PruneSettings
+    from compress.train.loop import train
     from deploy.export import export_checkpoint
-    from edgepose.evaluate import evaluate_model
+    from deploy.quantize.calibration import CalibrationImages
+    from deploy.quantize.ptq import conv_weight_qdq_coverage, convert_fp16, quantize_int8
+    from edgepose.coco.evaluate import evaluate_model
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     u8(f"{top}_int8_u8", top)
 
     print("evaluating", flush=True)
-    from compress.quickstart_bench import val_crops
+    from quickstart.bench import val_crops
 
     crops = val_crops(paths["fp32"], val_ann, val_images, 8)
     timing = latency_table(paths, crops, args.rounds)

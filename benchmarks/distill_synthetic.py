@@ -1,6 +1,6 @@
 """Fast Pose Distillation on the synthetic set: teacher, student alone and distilled student, same schedule and seed.
 
-    python benchmarks/distill_synthetic.py             # trains whichever run is missing, then records
+    python -m benchmarks.distill_synthetic             # trains whichever run is missing, then records
 
 Runs (configs in compress/configs/): the teacher (synthetic_teacher_simple_baseline_18.yaml) and, for two
 students (Lite-HRNet-tiny and Lite-HRNet-18), the student trained alone and distilled (see ``PAIRS``).
@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.bench_model import export_zoo_model
+from compress.config import load_yaml
+from compress.train.config import TrainConfig
+from edgepose.bench.environment import environment
+from edgepose.io import atomic_write_text
 
-from benchmarks.bench_model import export_zoo_model  # noqa: E402
-from benchmarks.bench_runtime import environment  # noqa: E402
-from compress.config import load_yaml  # noqa: E402
-from compress.train_config import TrainConfig  # noqa: E402
-from edgepose.io import atomic_write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 TEACHER = "synthetic_teacher_simple_baseline_18.yaml"
 # student name -> (trained alone, distilled): same crop, schedule and seed as the teacher
@@ -68,7 +67,7 @@ def cpu_latency_ms(name: str, config: TrainConfig, runs: int = 50) -> float:
 def run_row(name: str, teacher_out: str | None) -> dict:
     """Train the config if its run is incomplete, then its final metrics, params, GFLOPs and CPU latency."""
     from compress.models.complexity import count_flops, count_params
-    from compress.train import build_for, train
+    from compress.train.loop import build_for, train
 
     config = load_yaml(TrainConfig, ROOT / "compress" / "configs" / name)
     if config.distill is not None:

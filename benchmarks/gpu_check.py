@@ -1,8 +1,8 @@
 """One-shot GPU verification: CUDA crop kernel parity and speed, GPU argmax parity, TorchBackend on CUDA FP32/FP16
 vs ONNX Runtime on the CPU, the zero-copy GPU path, and TensorRT when installed. Needs no network.
 
-    python benchmarks/gpu_check.py --out runs/gpu_check.json                # lite_hrnet_18 at 256x192
-    python benchmarks/gpu_check.py --arch lite_hrnet_tiny --runs 20 --out /tmp/gpu_check.json
+    python -m benchmarks.gpu_check --out runs/gpu_check.json                # lite_hrnet_18 at 256x192
+    python -m benchmarks.gpu_check --arch lite_hrnet_tiny --runs 20 --out /tmp/gpu_check.json
 
 Every section runs on its own; one that cannot (no pycuda, no onnxruntime, no TensorRT) records why and the rest
 go on. Without pycuda the crop and argmax kernels still run, from the same CUDA C source, through CuPy
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,33 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.gpu_check_parts import CARD, CupyKernels, check_tensorrt, have_pycuda, timed
+from edgepose.affine import Affine
+from edgepose.bench.environment import environment
+from edgepose.card import ModelCard
+from edgepose.cuda.argmax import argmax_reference
+from edgepose.io import atomic_write_text, read_image
+from edgepose.preprocess import Cropper
 
-from edgepose.affine import Affine  # noqa: E402
-from edgepose.card import ModelCard  # noqa: E402
-from edgepose.gpu_decode import argmax_reference  # noqa: E402
-from edgepose.io import atomic_write_text, read_image  # noqa: E402
-from edgepose.preprocess import Cropper  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 COCO = ROOT.parent / "shared" / "data" / "coco_val_samples"
-CARD = ModelCard(input_size=(192, 256), mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375), color="rgb",
-                 codec="msra", heatmap_size=(48, 64), decode="dark", name="gpu_check")
-
-
-def timed(call, runs: int, warmup: int, sync=None) -> dict:
-    """Median and p90 milliseconds of ``call`` (followed by ``sync`` when given)."""
-    samples = []
-    for i in range(warmup + runs):
-        t0 = time.perf_counter()
-        call()
-        if sync is not None:
-            sync()
-        if i >= warmup:
-            samples.append((time.perf_counter() - t0) * 1e3)
-    return {"median_ms": float(np.median(samples)), "p90_ms": float(np.percentile(samples, 90)), "runs": runs}
-
-
 def grey_diff(got: np.ndarray, want: np.ndarray, card: ModelCard) -> dict:
     """Max |difference| in grey levels (0-255: normalised difference times std) and the share that differ at all."""
     diff = np.abs((got.astype(np.float64) - want.astype(np.float64)) * np.array(card.std)[:, None, None])
@@ -91,10 +74,9 @@ def crop_cases(frame: np.ndarray, card: ModelCard) -> dict[int, Affine]:
 def crop_runner(frame: np.ndarray, dtype):
     """(run(affine), synchronize(), fetch(result) -> host batch, close()) for the GPU crop: CudaCropper, or the
     same kernel through CuPy when pycuda is missing."""
-    from benchmarks.gpu_check_parts import CupyKernels, have_pycuda
 
     if have_pycuda():
-        from edgepose.preprocess_cuda import CudaCropper
+        from edgepose.cuda.crop import CudaCropper
 
         cropper = CudaCropper(CARD, 32, dtype=dtype)
         return (lambda a: cropper.warp(frame, a)), cropper.synchronize, (lambda _: cropper.to_host()), cropper.close
@@ -104,7 +86,6 @@ def crop_runner(frame: np.ndarray, dtype):
 
 def check_crop(frame: np.ndarray, runs: int, warmup: int) -> dict:
     """Kernel vs OpenCV Cropper (float32 and float16), and time: CUDA (upload + kernel, synchronized) vs OpenCV."""
-    from benchmarks.gpu_check_parts import have_pycuda
 
     result = {"via": "pycuda CudaCropper" if have_pycuda() else "CuPy RawModule (same kernel source; pycuda missing)"}
     for dtype in (np.float32, np.float16):
@@ -124,14 +105,13 @@ def check_crop(frame: np.ndarray, runs: int, warmup: int) -> dict:
 
 def check_argmax(runs: int, warmup: int) -> dict:
     """GPU argmax vs the numpy reference on maps with many ties, float32 and float16, and its time."""
-    from benchmarks.gpu_check_parts import CupyKernels, have_pycuda
 
     rng = np.random.default_rng(2)
     maps = rng.integers(0, 4, (32, 17, 64, 48)).astype(np.float32)
     maps[0, 0] = 1.0
     maps[1] = rng.normal(size=(17, 64, 48))
     if have_pycuda():
-        from edgepose.gpu_decode import GpuArgmax
+        from edgepose.cuda.argmax import GpuArgmax
 
         argmax, via = GpuArgmax(), "pycuda GpuArgmax"
     else:
@@ -204,15 +184,14 @@ def check_end_to_end(paths: dict[str, str], frame, boxes, runs: int, warmup: int
 
 def check_gpu_path(paths: dict[str, str], frame, boxes, runs: int, warmup: int) -> dict:
     """CudaCropper -> TorchBackend.infer_device (zero copy) -> decode, against the CPU-crop pipeline."""
-    from benchmarks.gpu_check_parts import have_pycuda
 
     if not have_pycuda():
         return {"skipped": "pycuda not installed"}
     import torch
 
     from edgepose.backends.torch_backend import TorchBackend
+    from edgepose.cuda.crop import CudaCropper
     from edgepose.pipeline import PoseEstimator, decode_to_frame
-    from edgepose.preprocess_cuda import CudaCropper
 
     out = {}
     for half in (False, True):
@@ -234,22 +213,6 @@ def check_gpu_path(paths: dict[str, str], frame, boxes, runs: int, warmup: int) 
     return out
 
 
-def environment() -> dict:
-    env = {"python": platform.python_version(), "machine": platform.machine()}
-    for module in ("torch", "cupy", "pycuda", "tensorrt", "onnxruntime", "cv2", "numpy"):
-        try:
-            env[module] = __import__(module).__version__ if module != "pycuda" else __import__("pycuda").VERSION_TEXT
-        except Exception as exc:
-            env[module] = f"missing ({type(exc).__name__})"
-    try:
-        import torch
-
-        env["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none visible to torch"
-    except ImportError:
-        pass
-    return env
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="lite_hrnet_18", help="compress.models network (random, rescaled)")
@@ -262,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     frame, boxes, frame_name = frame_and_boxes(args.persons)
     record = {"check": "gpu_check", "arch": f"{args.arch} (random weights, rescaled)", "frame": frame_name,
-              "frame_shape": list(frame.shape), "environment": environment()}
+              "frame_shape": list(frame.shape),
+              "environment": environment(None, ["CUDAExecutionProvider", "CPUExecutionProvider"])}
     print(json.dumps(record["environment"]))
     with tempfile.TemporaryDirectory() as tmp:
         sections = {"crop": lambda: check_crop(frame, args.runs, args.warmup),
@@ -271,7 +235,6 @@ def main(argv: list[str] | None = None) -> int:
         sections["export"] = lambda: paths.update(export_models(args.arch, tmp)) or dict(paths)
         sections["end_to_end"] = lambda: check_end_to_end(paths, frame, boxes, args.runs, args.warmup)
         sections["gpu_path"] = lambda: check_gpu_path(paths, frame, boxes, args.runs, args.warmup)
-        from benchmarks.gpu_check_parts import check_tensorrt
 
         sections["tensorrt"] = lambda: check_tensorrt(paths, frame, boxes, args.runs, args.warmup)
         for name, run in sections.items():

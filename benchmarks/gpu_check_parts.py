@@ -11,10 +11,26 @@ import numpy as np
 from edgepose.affine import Affine
 from edgepose.card import ModelCard
 
+CARD = ModelCard(input_size=(192, 256), mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375), color="rgb",
+                 codec="msra", heatmap_size=(48, 64), decode="dark", name="gpu_check")
+
+
+def timed(call, runs: int, warmup: int, sync=None) -> dict:
+    """Median and p90 milliseconds of ``call`` (followed by ``sync`` when given)."""
+    samples = []
+    for i in range(warmup + runs):
+        t0 = time.perf_counter()
+        call()
+        if sync is not None:
+            sync()
+        if i >= warmup:
+            samples.append((time.perf_counter() - t0) * 1e3)
+    return {"median_ms": float(np.median(samples)), "p90_ms": float(np.percentile(samples, 90)), "runs": runs}
+
 
 def have_pycuda() -> bool:
     """pycuda imports and sees a CUDA device."""
-    from edgepose.cuda_session import has_cuda_device
+    from edgepose.cuda.session import has_cuda_device
 
     return has_cuda_device()
 
@@ -40,15 +56,15 @@ class CupyKernels:
     def __init__(self) -> None:
         import cupy as cp
 
-        from edgepose import gpu_decode, preprocess_cuda
+        from edgepose.cuda import argmax, crop
 
         self.cp = cp
-        self._crop = _raw_module(preprocess_cuda.KERNEL_SOURCE)
-        self._argmax = _raw_module(gpu_decode.KERNEL_SOURCE)
+        self._crop = _raw_module(crop.KERNEL_SOURCE)
+        self._argmax = _raw_module(argmax.KERNEL_SOURCE)
 
     def crop(self, frame: np.ndarray, affine: Affine, card: ModelCard, dtype) -> object:
         """Upload the frame and matrices, launch; returns the (N, 3, H, W) CuPy batch (not synchronized)."""
-        from edgepose.preprocess_cuda import BLOCK, KERNELS, channel_tables
+        from edgepose.cuda.crop import BLOCK, KERNELS, channel_tables
 
         cp, i32 = self.cp, np.int32
         source, tables = channel_tables(card)
@@ -71,7 +87,7 @@ class CupyKernels:
 
     def argmax(self, maps: np.ndarray) -> np.ndarray:
         """(N, K, h, w) host maps -> (N, K, 3) [x, y, maxval] through the GPU kernel."""
-        from edgepose.gpu_decode import KERNELS, THREADS
+        from edgepose.cuda.argmax import KERNELS, THREADS
 
         cp = self.cp
         n, k, h, w = maps.shape
@@ -115,7 +131,6 @@ def check_tensorrt(paths: dict[str, str], frame, boxes, runs: int, warmup: int) 
         return {"skipped": "TensorRT not installed"}
     if "onnx" not in paths:
         return {"skipped": f"no ONNX export ({paths.get('onnx_error', 'not made')})"}
-    from benchmarks.gpu_check import CARD, timed
     from edgepose.backends.onnxruntime import OnnxRuntimeBackend
     from edgepose.backends.tensorrt import TensorRTBackend
     from edgepose.pipeline import PoseEstimator
@@ -138,7 +153,7 @@ def check_tensorrt(paths: dict[str, str], frame, boxes, runs: int, warmup: int) 
             row["max_keypoint_px_vs_ort"] = float(np.abs(estimator(frame, boxes=boxes).xy - want_xy).max())
             row["per_frame_cpu_crop"] = timed(lambda e=estimator: e(frame, boxes=boxes), runs, warmup)
             if have_pycuda():
-                from edgepose.preprocess_cuda import CudaCropper
+                from edgepose.cuda.crop import CudaCropper
 
                 with CudaCropper(CARD, 32, context=backend.context, stream=backend.stream) as cropper:
                     def gpu_infer(c=cropper, b=backend):

@@ -1,7 +1,7 @@
 """Soak: 10,000 frames through ``estimator.stream`` on the CPU with a small model and the real YOLOX detector,
 sampling resident memory, OS threads and open files every 250 frames.
 
-    python benchmarks/soak_stream.py [--model runs/student_distilled.onnx] [--frames 10000] [--detect-every 5]
+    python -m benchmarks.soak_stream [--model runs/student_distilled.onnx] [--frames 10000] [--detect-every 5]
 
 The frames pan slowly across the four real COCO photos of ../shared/data/coco_val_samples (640x480, 250 frames
 per photo, then a cut to the next), so persons enter, move and leave and tracks are born and end. The model
@@ -20,13 +20,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from edgepose.bench.environment import environment
+from edgepose.bench.soak import settled_stats, soak_stream
+from edgepose.io import atomic_write_text
+from edgepose.pipeline import PoseEstimator
 
-from benchmarks.bench_runtime import environment  # noqa: E402
-from edgepose.bench.soak import settled_stats, soak_stream  # noqa: E402
-from edgepose.io import atomic_write_text  # noqa: E402
-from edgepose.pipeline import PoseEstimator  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED = ROOT.parent / "shared"
 COCO = SHARED / "data" / "coco_val_samples"
@@ -68,7 +67,7 @@ def main() -> int:
                              warmup=min(1000, args.frames // 5), detect_every=args.detect_every,
                              smoothing={"min_cutoff": 1.0, "beta": 0.01})
         seconds = time.perf_counter() - start
-    report.update(command="python benchmarks/soak_stream.py " + " ".join(sys.argv[1:]), model=args.model,
+    report.update(command="python -m benchmarks.soak_stream " + " ".join(sys.argv[1:]), model=args.model,
                   detect_every=args.detect_every, seconds=round(seconds, 1),
                   mean_fps=round(report["frames"] / seconds, 1), environment=environment(args.threads),
                   after_closing_estimator=settled_stats())

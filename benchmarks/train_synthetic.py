@@ -1,7 +1,7 @@
 """Train a small Lite-HRNet on the synthetic dataset on this CPU and record the AP curve.
 
-    python benchmarks/train_synthetic.py                      # compress/configs/synthetic_lite_hrnet_tiny.yaml
-    python benchmarks/train_synthetic.py --config CONFIG --epochs 12
+    python -m benchmarks.train_synthetic                      # compress/configs/synthetic_lite_hrnet_tiny.yaml
+    python -m benchmarks.train_synthetic --config CONFIG --epochs 12
 
 Writes benchmarks/results/synthetic_training.json: the untrained model's AP, the AP after every epoch, wall time,
 params/FLOPs and the machine, with the command that reproduces it.
@@ -17,22 +17,21 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from compress.config import load_yaml
+from compress.train.config import TrainConfig
+from edgepose.bench.environment import environment
+from edgepose.io import atomic_write_text
 
-from benchmarks.bench_runtime import environment  # noqa: E402
-from compress.config import load_yaml  # noqa: E402
-from compress.train_config import TrainConfig  # noqa: E402
-from edgepose.io import atomic_write_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def untrained_ap(config: TrainConfig) -> float:
     """AP of the freshly initialised model on the val set (the floor the curve starts from)."""
     import torch
 
-    from compress import distributed
-    from compress.evaluate import evaluate
-    from compress.train import build_for, build_loaders, seed_all
+    from compress.train import distributed
+    from compress.train.evaluate import evaluate
+    from compress.train.loop import build_for, build_loaders, seed_all
 
     seed_all(config.seed)
     card = config.model_card()
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from compress.data.synthetic import generate
     from compress.models.complexity import count_flops, count_params
-    from compress.train import build_for, train
+    from compress.train.loop import build_for, train
 
     generate(args.data, args.train, args.val, seed=0)
     config = load_yaml(TrainConfig, args.config)

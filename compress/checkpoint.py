@@ -22,7 +22,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, card: Model
     """Write ``{format, arch, card, state_dict, **extra}`` to ``path`` via a temp file and rename."""
     payload = {"format": FORMAT, "arch": dict(model.arch), "card": card.to_dict(),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra}
-    if getattr(model, "pruned_channels", None):  # compress.prune: the channel counts pruning changed
+    if getattr(model, "pruned_channels", None):  # compress.prune.structured: the channel counts pruning changed
         payload["pruned_channels"] = dict(model.pruned_channels)
     if getattr(model, "qat", False):  # compress.qat: BNs folded, fake-quantized convolutions
         payload["qat"] = True
@@ -78,7 +78,7 @@ def restore_pruned(model: torch.nn.Module, payload: dict, state_dict: dict) -> N
     """Give a freshly built model the structure its checkpoint records: pruned channel counts, QAT wrappers."""
     record = payload.get("pruned_channels")
     if record:
-        from compress.pruned_shapes import apply_channel_record
+        from compress.prune.pruned_shapes import apply_channel_record
 
         apply_channel_record(model, record, state_dict)
         model.pruned_channels = dict(record)

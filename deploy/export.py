@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 
 import torch
 
+from deploy.artifact import write_artifact
 from edgepose.card import ModelCard
 from edgepose.errors import ModelError
 
@@ -33,13 +35,16 @@ class _Outputs(torch.nn.Module):
 
 
 def export_model(model: torch.nn.Module, card: ModelCard, path: str | os.PathLike, opset: int = OPSET,
-                 dynamic_batch: bool = True, slim: bool = True, batch: int = 1) -> str:
+                 dynamic_batch: bool = True, slim: bool = True, batch: int = 1,
+                 check: Callable[[str], object] | None = None) -> str:
     """Export ``model`` (eval mode, CPU, float32) for ``card`` to ``path``; returns the path.
 
     ``dynamic_batch`` False fixes the batch axis at ``batch`` (what some TensorRT/DLA builds want).
 
     The graph is checked by onnx.checker, simplified by onnxslim when ``slim``, and carries the card (checked
-    against its tensors by ``embed_card``). The file appears only when everything succeeded.
+    against its tensors by ``embed_card``); ``check(tmp)`` (e.g. the parity check) runs on the finished file
+    before it is renamed into place (``deploy.artifact.write_artifact``): the file appears only when everything
+    succeeded.
     """
     import onnx
 
@@ -67,7 +72,8 @@ def export_model(model: torch.nn.Module, card: ModelCard, path: str | os.PathLik
             graph = onnxslim.slim(graph)
         onnx.checker.check_model(graph)
         onnx.save(graph, raw)
-        embed_card(raw, card, path)
+        with write_artifact(path, "ONNX model, card embedded", check=check) as tmp:
+            embed_card(raw, card, tmp)
     return path
 
 

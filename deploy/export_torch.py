@@ -13,15 +13,17 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
+from deploy.artifact import write_artifact
 from deploy.export import _Outputs
+from edgepose.backends.formats import FORMATS, suffix_of, suffixes
 from edgepose.card import CARD_KEY, ModelCard
 from edgepose.errors import ModelError
 
-KINDS = {".ts": "torchscript", ".torchscript": "torchscript", ".pt2": "export"}
+KINDS = {suffix: FORMATS[suffix].kind for suffix in suffixes(backend="torch")}  # .ts/.torchscript/.pt2
 # Relative tolerance of the reload check: max |saved - eager| <= RTOL * max(1, max |eager|). Both run the same
 # float32 kernels on the same machine; 1e-4 leaves room for a different op order in the traced/exported graph.
 RTOL = 1e-4
@@ -90,16 +92,18 @@ def _check_saved(saved: str, kind: str, wrapped: torch.nn.Module, h: int, w: int
 
 
 def export_torch(checkpoint_or_model: torch.nn.Module | str | os.PathLike, card: ModelCard | None,
-                 path: str | os.PathLike, kind: str | None = None, max_batch: int = 64, seed: int = 0) -> str:
+                 path: str | os.PathLike, kind: str | None = None, max_batch: int = 64, seed: int = 0,
+                 check: Callable[[str], object] | None = None) -> str:
     """Export a model (or a checkpoint, rebuilt by ``compress.checkpoint.load_model``) for ``TorchBackend``.
 
     ``kind`` is 'torchscript' (``.ts``/``.torchscript``) or 'export' (``.pt2``); by default the suffix decides, and
     a contradicting pair is refused. ``card`` may be None for a checkpoint (its own card is used). TorchScript is
     traced on CPU float32 (any batch size runs); torch.export gets a dynamic batch ``N`` in [1, ``max_batch``].
-    Every file (model, ``.pt2`` card sidecar) is written atomically. Returns ``path``.
+    Every file (model, ``.pt2`` card sidecar) is written atomically; ``check(tmp)`` (e.g. the parity check) runs
+    on the finished program before it is renamed into place. Returns ``path``.
     """
     from edgepose.backends.base import card_sidecar
-    from edgepose.io import atomic_path, atomic_write_text
+    from edgepose.io import atomic_write_text
 
     path = os.fspath(path)
     kind = _kind_for(path, kind)
@@ -110,13 +114,22 @@ def export_torch(checkpoint_or_model: torch.nn.Module | str | os.PathLike, card:
     with torch.no_grad():
         program = _trace(wrapped, h, w, generator) if kind == "torchscript" else _export(wrapped, h, w, max_batch,
                                                                                          generator)
-    with atomic_path(path) as tmp:
+    with write_artifact(path, f"torch program ({kind}), card {FORMATS[suffix_of(path)].card}") as tmp:
         if kind == "torchscript":
             with _quiet_jit():
                 torch.jit.save(program, tmp, _extra_files={CARD_KEY: card.to_json()})
         else:
             torch.export.save(program, tmp)
         _check_saved(tmp, kind, wrapped, h, w, generator)
+        if kind == "export":  # the sidecar first: the check (and any reader) opens the program with its card
+            atomic_write_text(card_sidecar(tmp), card.to_json() + "\n")
+        try:
+            if check is not None:
+                check(tmp)
+        except BaseException:
+            if kind == "export":
+                os.remove(card_sidecar(tmp))
+            raise
     if kind == "export":
-        atomic_write_text(card_sidecar(path), card.to_json() + "\n")
+        os.replace(card_sidecar(tmp), card_sidecar(path))
     return path

@@ -1,6 +1,7 @@
 """Parity between two forms of one model: a training checkpoint, an ONNX file, an engine or a torch program.
 
-    report = verify("best.pth", "model.onnx")        # what `edgepose export` runs after every export
+    report = verify("best.pth", "model.onnx")        # any two forms, by path
+    report = verify(LoadedModel(model, card, "best.pth"), tmp)   # what `edgepose export` runs: the model it exported
     edgepose verify best.pth model.onnx              # the same check for any two of them
 
 The inputs are real-looking: persons of rendered synthetic scenes (deterministic, no data needed), cropped with the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +36,15 @@ class Tolerance:
         """Defaults per precision: fp32, fp16, int8."""
         return {"fp32": Tolerance(), "fp16": Tolerance(2e-3, 2e-2, 0.5),
                 "int8": Tolerance(5e-2, 2e-1, 2.0)}[precision]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A torch model already in memory with its card, as the reference form (saves loading a checkpoint again)."""
+
+    model: Any
+    card: ModelCard
+    name: str = "model"
 
 
 @dataclass
@@ -70,8 +81,11 @@ class ParityReport:
 class _Runner:
     """Runs one form of the model on NCHW float32 batches; ``card`` is the form's own card."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, form: str | LoadedModel) -> None:
+        if isinstance(form, LoadedModel):
+            self.path, self.model, self.card, self.backend = form.name, form.model.eval(), form.card, None
+            return
+        path = self.path = form
         if path.endswith(CHECKPOINT_SUFFIXES):
             from compress.checkpoint import load_model
 
@@ -140,14 +154,15 @@ def person_crops(card: ModelCard, count: int = 8, seed: int = 90210) -> np.ndarr
     return np.stack(crops[:count]).astype(np.float32)
 
 
-def verify(a: str | os.PathLike, b: str | os.PathLike, tolerance: Tolerance | None = None,
+def verify(a: str | os.PathLike | LoadedModel, b: str | os.PathLike, tolerance: Tolerance | None = None,
            count: int = 8) -> ParityReport:
-    """Compare forms ``a`` (the reference) and ``b`` of one model; see the module docstring."""
+    """Compare forms ``a`` (the reference: a path, or a ``LoadedModel`` already in memory) and ``b`` of one model;
+    see the module docstring."""
     from edgepose.codecs import build_codec
 
-    a, b = os.fspath(a), os.fspath(b)
+    ra = _Runner(a if isinstance(a, LoadedModel) else os.fspath(a))
+    a, b = ra.path, os.fspath(b)
     tolerance = tolerance or Tolerance()
-    ra = _Runner(a)
     try:
         rb = _Runner(b)
     except BaseException:

@@ -19,7 +19,7 @@ _EXPORTS = {
     "Affine": "edgepose.affine",
     "ModelCard": "edgepose.card",
     "PoseEstimator": "edgepose.pipeline",
-    "Poses": "edgepose.pipeline",
+    "Poses": "edgepose.poses",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

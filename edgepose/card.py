@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgepose import coco
+from edgepose.coco import layout as coco
 from edgepose.errors import CardError
 
 CARD_KEY = "edgepose.card"

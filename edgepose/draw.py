@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from edgepose.coco import KEYPOINTS
+from edgepose.coco.layout import KEYPOINTS
 from edgepose.errors import InputError
 
 # BGR versions of MMPose's COCO palette (RGB there): left (0, 255, 0), right (255, 128, 0), centre (51, 153, 255).

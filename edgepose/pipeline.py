@@ -3,56 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgepose.affine import Affine, validate_box_scores, validate_boxes
 from edgepose.backends import Backend, open_backend
 from edgepose.card import ModelCard
-from edgepose.coco import flip_index
+from edgepose.coco.layout import flip_index
 from edgepose.codecs import build_codec
 from edgepose.contract import bind, card_from_metadata
 from edgepose.errors import InputError
-from edgepose.pose_nms import instance_scores, pose_nms
+from edgepose.pose_nms import pose_nms
+from edgepose.poses import Poses
 from edgepose.preprocess import Cropper, validate_frame
 
+if TYPE_CHECKING:
+    from edgepose.video.stream import PoseStream, StreamOptions
+
 STAGES = ("detect", "crop", "infer", "decode")
-
-
-@dataclass
-class Poses:
-    """The persons of one frame, in frame pixels: ``xy`` (N,K,2), ``scores`` (N,K), ``boxes`` (N,4) xyxy,
-    ``box_scores`` (N,). ``meta`` holds how they were made (batch mode, per-stage seconds)."""
-
-    xy: np.ndarray
-    scores: np.ndarray
-    boxes: np.ndarray
-    box_scores: np.ndarray
-    meta: dict = field(default_factory=dict)
-    ids: np.ndarray | None = None  # (N,) track ids from a stream (-1: not yet confirmed); None without tracking
-
-    def __len__(self) -> int:
-        return len(self.xy)
-
-    def instance_scores(self, keypoint_threshold: float = 0.2) -> np.ndarray:
-        """Per-person score: box score times the mean of keypoint scores above the threshold (MMPose's rescoring)."""
-        return instance_scores(self.box_scores, self.scores, keypoint_threshold)
-
-    def to_coco(self, image_id: int | str, category_id: int = 1, keypoint_threshold: float = 0.2) -> list[dict]:
-        """COCO keypoint results (one dict per person)."""
-        scores = self.instance_scores(keypoint_threshold)
-        out = []
-        for i, (xy, kp_scores, score) in enumerate(zip(self.xy, self.scores, scores, strict=True)):
-            flat = np.concatenate([xy, kp_scores[:, None]], axis=1).reshape(-1)
-            out.append({"image_id": image_id, "category_id": category_id,
-                        "keypoints": [round(float(v), 3) for v in flat], "score": float(score)})
-            if self.ids is not None:
-                out[-1]["track_id"] = int(self.ids[i])
-        return out
 
 
 def average_flip(codec, plain: dict[str, np.ndarray], flipped: dict[str, np.ndarray],
@@ -89,7 +62,7 @@ class PoseEstimator:
     Detectors are serialised the same way: the YOLOX detector runs in parallel on ONNX Runtime; a callable runs one
     call at a time unless it has ``thread_safe = True``.
 
-    ``crop="cuda"`` crops on the GPU with the fused kernel (``edgepose.preprocess_cuda.CudaCropper``) straight into
+    ``crop="cuda"`` crops on the GPU with the fused kernel (``edgepose.cuda.crop.CudaCropper``) straight into
     device memory that the backend reads without a host round trip (backends with ``infer_device``: TensorRT,
     PyTorch on CUDA); it shares the backend's CUDA context and stream when the backend has them.
     """
@@ -153,7 +126,7 @@ class PoseEstimator:
                              f"{type(self.backend).__name__} does not")
         if flip:
             raise InputError("crop='cuda' does not do the flip test yet: use crop='cpu' with flip=True")
-        from edgepose.preprocess_cuda import CudaCropper
+        from edgepose.cuda.crop import CudaCropper
 
         session = getattr(self.backend, "session", None)
         return CudaCropper(card, int(getattr(self.backend, "max_batch", 64) or 64),
@@ -225,16 +198,21 @@ class PoseEstimator:
         boxes = validate_boxes(boxes)
         return boxes, validate_box_scores(scores, len(boxes))
 
-    def stream(self, source, **options):
+    def stream(self, source, options: StreamOptions | None = None, **overrides) -> PoseStream:
         """Poses for every frame of ``source`` (video path, image folder, camera index or URL, iterable of
-        frames), with decoding, detection and pose inference overlapped in threads; see ``edgepose.stream``.
+        frames), with decoding, detection and pose inference overlapped in threads; see ``edgepose.video.stream``.
+        ``options`` is a ready ``StreamOptions``; keyword ``overrides`` are StreamOptions fields (on top of it).
 
             for result in estimator.stream("walk.mp4", detect_every=3, smoothing={"min_cutoff": 1.0}):
                 result.poses.xy, result.poses.ids
         """
-        from edgepose.stream import PoseStream, StreamOptions
+        from edgepose.video.stream import PoseStream, StreamOptions
 
-        return PoseStream(self, source, StreamOptions(**options))
+        if options is None:
+            options = StreamOptions(**overrides)
+        elif overrides:
+            options = dataclasses.replace(options, **overrides)
+        return PoseStream(self, source, options)
 
     def __call__(self, frame: np.ndarray, boxes: np.ndarray | None = None,
                  box_scores: np.ndarray | None = None, nms: bool | None = None) -> Poses:

@@ -35,10 +35,10 @@ from compress.data.transforms import (
     half_body,
     random_bbox_transform,
 )
-from edgepose import coco as coco_meta
 from edgepose.affine import Affine
 from edgepose.card import ModelCard
-from edgepose.cocofiles import load_boxes
+from edgepose.coco import layout as coco_meta
+from edgepose.coco.files import load_boxes
 from edgepose.codecs import build_codec
 from edgepose.errors import InputError, require
 from edgepose.io import read_image

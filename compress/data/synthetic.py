@@ -42,7 +42,7 @@ from compress.data.synth_figure import (
     sample_style,
     texture,
 )
-from edgepose.coco import KEYPOINTS, SKELETON
+from edgepose.coco.layout import KEYPOINTS, SKELETON
 from edgepose.errors import InputError
 from edgepose.io import atomic_write_bytes, atomic_write_text
 

@@ -153,7 +153,7 @@ def flip_keypoints(keypoints: np.ndarray, visible: np.ndarray, flip_index: np.nd
     """Relabel (..., K, 2) crop keypoints of a mirrored crop: entry k becomes keypoint ``flip_index[k]``.
 
     The left wrist seen in a mirrored crop looks like a right wrist, so the model is taught to call it that;
-    ``flip_index`` (``edgepose.coco.flip_index``) is its own inverse.
+    ``flip_index`` (``edgepose.coco.layout.flip_index``) is its own inverse.
     """
     return keypoints[..., flip_index, :], visible[..., flip_index]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from edgepose.backends.base import Backend, TensorSpec
+from edgepose.backends.formats import FORMATS, format_of
 from edgepose.errors import ModelError
 
 
@@ -40,25 +41,16 @@ def _torch(path: str, **options) -> Backend:
     return TorchBackend(path, **options)
 
 
-# suffix -> factory; a literal dict so every backend is one grep away.
-BACKENDS = {
-    ".onnx": _onnxruntime,
-    ".engine": _tensorrt,
-    ".plan": _tensorrt,
-    ".ts": _torch,
-    ".torchscript": _torch,
-    ".pt2": _torch,
-}
+# backend name (edgepose.backends.formats.FORMATS) -> factory; a literal dict so every backend is one grep away.
+FACTORIES = {"onnxruntime": _onnxruntime, "tensorrt": _tensorrt, "torch": _torch}
+BACKENDS = {suffix: FACTORIES[fmt.backend] for suffix, fmt in FORMATS.items()}
 
 
 def open_backend(path: str | os.PathLike, **options) -> Backend:
-    """Open the backend for ``path`` by its suffix: ``.onnx`` -> ONNX Runtime, ``.engine``/``.plan`` -> TensorRT,
-    ``.ts``/``.torchscript``/``.pt2`` -> PyTorch (TorchScript / torch.export)."""
+    """Open the backend for ``path`` by its suffix (the ``FORMATS`` table): ``.onnx`` -> ONNX Runtime,
+    ``.engine``/``.plan`` -> TensorRT, ``.ts``/``.torchscript``/``.pt2`` -> PyTorch (TorchScript / torch.export)."""
     path = os.fspath(path)
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in BACKENDS:
-        raise ModelError(f"no backend for '{suffix or path}' files; supported suffixes: {sorted(BACKENDS)}")
-    return BACKENDS[suffix](path, **options)
+    return FACTORIES[format_of(path).backend](path, **options)
 
 
-__all__ = ["BACKENDS", "Backend", "TensorSpec", "open_backend"]
+__all__ = ["BACKENDS", "FORMATS", "Backend", "TensorSpec", "format_of", "open_backend"]

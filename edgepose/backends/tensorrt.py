@@ -99,13 +99,13 @@ class TensorRTBackend(BackendBase):
 
     ``context``/``stream``: a pycuda context and stream to share (e.g. a ``CudaCropper``'s, so that
     ``infer_device`` needs no synchronisation); by default the device's primary context and a new stream
-    (see ``edgepose.cuda_session``).
+    (see ``edgepose.cuda.session``).
     """
 
     def __init__(self, engine_path: str | os.PathLike, context: Any = None, stream: Any = None,
                  device: int = 0) -> None:
         trt = import_tensorrt()
-        from edgepose.cuda_session import CudaSession, checked
+        from edgepose.cuda.session import CudaSession, checked
 
         self.path = os.fspath(engine_path)
         if not os.path.isfile(self.path):
@@ -192,7 +192,7 @@ class TensorRTBackend(BackendBase):
         return {k: np.concatenate(v) if len(v) > 1 else v[0] for k, v in chunks.items()}
 
     def _run_host(self, part: dict[str, np.ndarray], run: int) -> dict[str, np.ndarray]:
-        from edgepose.cuda_session import checked
+        from edgepose.cuda.session import checked
 
         cuda = self.session.cuda
         with self.session, checked("TensorRT inference (copies, execute_async_v3)"):
@@ -216,7 +216,7 @@ class TensorRTBackend(BackendBase):
         backend's output buffers (valid until the next call), e.g. for ``GpuArgmax`` (their pycuda methods need
         ``with backend.session:``).
         """
-        from edgepose.cuda_session import checked, device_pointer
+        from edgepose.cuda.session import checked, device_pointer
 
         self._check_open()
         inputs = [t for t in self._tensors if t.is_input]

@@ -1,6 +1,6 @@
 """``edgepose bench``: per-stage latency of pose models over persons, threads and providers, in one interleaved run.
 
-For the project's built-in stand-in model (no model file of yours) run ``python benchmarks/bench_runtime.py``.
+For the project's built-in stand-in model (no model file of yours) run ``python -m benchmarks.bench_runtime``.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     """Run the sweep and write the reports; prints the Markdown table."""
     from edgepose.bench.environment import environment
     from edgepose.bench.frames import load_frame
-    from edgepose.bench.report import attach_ap, load_ap, to_markdown, write_plots, write_reports
+    from edgepose.bench.plots import write_plots
+    from edgepose.bench.report import attach_ap, load_ap, to_markdown, write_reports
     from edgepose.bench.runner import BenchSettings, configurations, run_benchmark
 
     persons = parse_list(args.persons, "persons", _persons)

@@ -155,9 +155,12 @@ def environment(threads: object = None, providers: object = None) -> dict:
             "numpy": np.__version__,
             "tensorrt": package_version("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt_libs"),
             "torch": package_version("torch"),
+            "cupy": package_version("cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy"),
+            "pycuda": package_version("pycuda"),
         },
         "ort_providers_available": available,
         "threads": threads,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "providers": providers,
         "jetson": jetson(),
     }

@@ -8,14 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgepose.backends.formats import FORMATS, suffix_of
 from edgepose.bench.frames import spread_boxes
 from edgepose.errors import InputError
 from edgepose.pipeline import STAGES, PoseEstimator
 
 ALL_STAGES = (*STAGES, "end_to_end")
 GPU_PROVIDER_MARKS = ("CUDA", "Tensorrt", "ROCM", "MIGraphX")
-BACKEND_NAMES = {".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt", ".ts": "torch",
-                 ".torchscript": "torch", ".pt2": "torch"}
 DETECTOR_PERSONS = "det"  # persons value: as many as the detector finds, pose NMS on
 
 
@@ -38,7 +37,8 @@ class Config:
     @property
     def backend(self) -> str:
         """The backend the model's suffix selects."""
-        return BACKEND_NAMES.get(os.path.splitext(self.model)[1].lower(), "unknown")
+        fmt = FORMATS.get(suffix_of(self.model))
+        return fmt.backend if fmt else "unknown"
 
     @property
     def label(self) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 from edgepose.bench.report import persons_text
+from edgepose.io import atomic_path
 
 STAGE_COLORS = {"detect": "#8c8c8c", "crop": "#4c72b0", "infer": "#dd8452", "decode": "#55a868"}
 
@@ -61,3 +64,24 @@ def pareto_plot(figure_class, rows: list[dict]):
     ax.set_title("Accuracy vs latency (dashed: Pareto front)")
     ax.legend(fontsize=8)
     return figure
+
+
+def write_plots(rows: list[dict], out_dir: str | os.PathLike) -> tuple[list[str], str | None]:
+    """Stacked per-stage latency bars, and an AP-vs-latency Pareto plot when rows carry AP.
+
+    Returns (written paths, a message when plots were skipped). matplotlib is imported here only.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return [], "plots skipped: matplotlib is not installed (pip install matplotlib, or 'edgepose[train]')"
+    written = [_save(stage_bars(Figure, rows), os.path.join(out_dir, "latency_stages.png"))]
+    if any(row.get("ap") is not None for row in rows):
+        written.append(_save(pareto_plot(Figure, rows), os.path.join(out_dir, "pareto_ap_latency.png")))
+    return written, None
+
+
+def _save(figure, path: str) -> str:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, dpi=120, bbox_inches="tight")
+    return path

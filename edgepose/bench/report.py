@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from edgepose.bench.measure import ALL_STAGES
 from edgepose.bench.stats import SUMMARY_KEYS
 from edgepose.errors import InputError
-from edgepose.io import atomic_path, atomic_write_text, read_json
+from edgepose.io import atomic_write_text, read_json
 
 ID_COLUMNS = ("model", "backend", "provider", "threads", "persons", "persons_out", "boxes", "batch_mode",
               "input_dtype", "iters", "rounds")
@@ -123,26 +123,3 @@ def write_reports(rows: list[dict], out_dir: str | os.PathLike, environment: dic
     atomic_write_text(paths["bench.md"], to_markdown(rows, environment))
     atomic_write_text(paths["environment.json"], json.dumps(environment or {}, indent=2) + "\n")
     return paths
-
-
-def write_plots(rows: list[dict], out_dir: str | os.PathLike) -> tuple[list[str], str | None]:
-    """Stacked per-stage latency bars, and an AP-vs-latency Pareto plot when rows carry AP.
-
-    Returns (written paths, a message when plots were skipped). matplotlib is imported here only.
-    """
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        return [], "plots skipped: matplotlib is not installed (pip install matplotlib, or 'edgepose[train]')"
-    from edgepose.bench.plots import pareto_plot, stage_bars
-
-    written = [_save(stage_bars(Figure, rows), os.path.join(out_dir, "latency_stages.png"))]
-    if any(row.get("ap") is not None for row in rows):
-        written.append(_save(pareto_plot(Figure, rows), os.path.join(out_dir, "pareto_ap_latency.png")))
-    return written, None
-
-
-def _save(figure, path: str) -> str:
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=120, bbox_inches="tight")
-    return path

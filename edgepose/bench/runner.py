@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgepose.backends.formats import FORMATS, suffix_of
 from edgepose.bench.measure import ALL_STAGES, Config, Measurer
 from edgepose.bench.stats import fps, persons_per_second, summarize
 from edgepose.errors import InputError
@@ -63,9 +64,10 @@ def configurations(models: Sequence[str], persons: Sequence[int | str], threads:
     for model in models:
         if not os.path.isfile(model):
             raise InputError(f"model file not found: {model}")
-        onnx = os.path.splitext(model)[1].lower() == ".onnx"
-        for provider, thread, count in itertools.product(providers if onnx else (None,),
-                                                         threads if onnx else (None,), persons):
+        fmt = FORMATS.get(suffix_of(model))
+        tunable = fmt is not None and fmt.threads  # ONNX Runtime threads and providers
+        for provider, thread, count in itertools.product(providers if tunable else (None,),
+                                                         threads if tunable else (None,), persons):
             configs.append(Config(model, count, thread, provider, card, detector))
     labels = [c.label for c in configs]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
+from importlib.metadata import entry_points
 
 from edgepose import __version__
 from edgepose.bench import cli as bench_cmd
@@ -14,24 +16,28 @@ from edgepose.errors import EdgePoseError, MissingDependencyError
 # subcommand name -> module with HELP, add_arguments(parser) and run(args) -> int; a literal dict.
 COMMANDS = {"predict": predict_cmd, "eval": eval_cmd, "card": card_cmd, "bench": bench_cmd}
 
-# Workstation commands live in the torch-side packages. The runtime never imports them: only running one of these
-# commands loads its module (so `edgepose --help` and the runtime stay free of torch).
-WORKSTATION_COMMANDS = {
-    "train": ("compress.train", "train a pose model from a YAML config (DDP under torchrun)"),
-    "distill": ("compress.cli_distill", "train a student from a teacher checkpoint (Fast Pose Distillation)"),
-    "evaluate": ("compress.cli_evaluate", "COCO keypoint AP and PCK of a training checkpoint"),
-    "data": ("compress.cli_data", "make datasets: 'edgepose data synth --out DIR --train N --val M'"),
-    "quantize": ("compress.cli_quantize", "INT8 (calibrated QDQ) or FP16 copy of an ONNX pose model, card kept"),
-    "prune": ("compress.prune_job", "prune a checkpoint to a FLOPs target, fine-tuning with distillation"),
-    "export": ("deploy.cli_export", "export a checkpoint to ONNX (card embedded, parity-checked) or a bundle"),
-    "verify": ("deploy.cli_verify", "check that two forms of a model (checkpoint / ONNX / engine) agree"),
-    "build-engine": ("deploy.cli_build_engine", "build a TensorRT engine from an ONNX model (profiles, cache, DLA)"),
-    "quickstart": ("compress.quickstart", "the whole job on the synthetic set: train, distil, prune, quantize, report"),
-}
+ENTRY_POINT_GROUP = "edgepose.commands"
 
 
-def _workstation_module(name: str):
-    module_name, _ = WORKSTATION_COMMANDS[name]
+def workstation_commands() -> dict[str, tuple[str, str]]:
+    """verb -> (module, help) from the installed packages' ``edgepose.commands`` entry points.
+
+    Each entry point is a light table (compress, deploy, quickstart): the runtime never names those packages, and a
+    verb's module (torch and all) is imported only when that verb runs. A table that cannot load (a runtime-only
+    install) simply adds no verbs.
+    """
+    commands: dict[str, tuple[str, str]] = {}
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            table = entry.load()
+        except ImportError:
+            continue
+        commands.update({verb: (str(module), str(text)) for verb, (module, text) in table.items()})
+    return commands
+
+
+def _workstation_module(name: str, commands: dict[str, tuple[str, str]]):
+    module_name, _ = commands[name]
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
@@ -49,13 +55,31 @@ def build_parser(load: str | None = None) -> argparse.ArgumentParser:
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)
-    for name, (_, text) in WORKSTATION_COMMANDS.items():
+    commands = workstation_commands()
+    for name, (_, text) in commands.items():
+        if name in COMMANDS:
+            continue
         sub = subparsers.add_parser(name, help=text, description=text, add_help=name == load)
         if name == load:
-            module = _workstation_module(name)
+            module = _workstation_module(name, commands)
             module.add_arguments(sub)
             sub.set_defaults(run=module.run)
     return parser
+
+
+class _PrintHandler(logging.Handler):
+    """Prints log records to the current ``sys.stdout`` (callers and pytest may swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record))
+
+
+def show_artifact_lines() -> None:
+    """Print the one line per written artifact (path, size, seconds) that deployment logs to ``edgepose.artifacts``."""
+    log = logging.getLogger("edgepose.artifacts")
+    if not any(isinstance(h, _PrintHandler) for h in log.handlers):
+        log.addHandler(_PrintHandler())
+        log.setLevel(logging.INFO)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     first = next((a for a in argv if not a.startswith("-")), None)
     try:
-        parser = build_parser(first if first in WORKSTATION_COMMANDS else None)
+        parser = build_parser(first if first in workstation_commands() else None)
     except MissingDependencyError as exc:
         print(f"edgepose {first}: error: {exc}", file=sys.stderr)
         return 2
@@ -71,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 1
+    show_artifact_lines()
     try:
         return int(args.run(args) or 0)
     except EdgePoseError as exc:

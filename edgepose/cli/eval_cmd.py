@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print pycocotools' summary; optionally write the JSON summary atomically."""
-    from edgepose.evaluate import coco_keypoint_eval
+    from edgepose.coco.evaluate import coco_keypoint_eval
     from edgepose.io import atomic_write_text
 
     stats = coco_keypoint_eval(args.gt, args.pred, verbose=True)

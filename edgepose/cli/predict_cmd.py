@@ -55,20 +55,22 @@ def _interrupt(signum, frame) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the estimator over every input; items that fail are skipped with a warning."""
-    from edgepose.cocofiles import image_ids, load_boxes
+    from edgepose.cli.input_sources import collect_inputs
+    from edgepose.coco.files import image_ids, load_boxes
     from edgepose.errors import InputError, OutputError
     from edgepose.io import atomic_write_text
     from edgepose.pipeline import PoseEstimator
-    from edgepose.sources import collect_inputs
-    from edgepose.stream import StreamOptions
+    from edgepose.video.smoothing import SmoothingSettings
+    from edgepose.video.stream import StreamOptions
+    from edgepose.video.tracking import TrackerSettings
 
     if args.detector is None and args.boxes is None:
         raise InputError("give person boxes: --detector DET.onnx or --boxes BOXES.json")
     items = collect_inputs(args.inputs)
-    stream_options = {"detect_every": args.detect_every, "track": not args.no_track, "max_frames": args.max_frames,
-                      "tracker": {"similarity": args.track_by},
-                      "smoothing": {"min_cutoff": args.smooth[0], "beta": args.smooth[1]} if args.smooth else None}
-    StreamOptions(**stream_options)  # refuse bad settings before opening anything
+    smoothing = SmoothingSettings(min_cutoff=args.smooth[0], beta=args.smooth[1]) if args.smooth else None
+    stream_options = StreamOptions(detect_every=args.detect_every, track=not args.no_track, max_frames=args.max_frames,
+                                   tracker=TrackerSettings(similarity=args.track_by), smoothing=smoothing,
+                                   keep_frames=not args.no_draw)  # bad settings are refused before opening anything
     ids = image_ids(args.coco) if args.coco else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgepose.cli.input_sources import Item
 from edgepose.errors import InputError
 from edgepose.io import read_image, write_image
-from edgepose.sources import Item
+
+if TYPE_CHECKING:
+    from edgepose.video.stream import StreamOptions
 
 
 class ItemRunner:
     """Runs a PoseEstimator over items, writing annotated media under ``out``."""
 
     def __init__(self, estimator, out: str, boxes: dict | None = None, ids: dict | None = None,
-                 draw: bool = True, stream_options: dict | None = None) -> None:
+                 draw: bool = True, stream_options: StreamOptions | None = None) -> None:
         self.estimator = estimator
         self.out = out
         self.boxes = boxes
         self.ids = ids
         self.draw = draw
-        self.stream_options = stream_options or {}
+        self.stream_options = stream_options
 
     def run(self, item: Item) -> list[dict]:
         """COCO results of one item; raises InputError for an unusable item."""

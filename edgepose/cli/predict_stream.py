@@ -9,24 +9,28 @@ import os
 
 import cv2
 
+from edgepose.cli.input_sources import output_stem
 from edgepose.errors import InputError
 from edgepose.io import atomic_path
-from edgepose.sources import output_stem
-from edgepose.stream_records import frame_record
+from edgepose.video.records import frame_record
+from edgepose.video.stream import StreamOptions
 
 
-def run_stream(estimator, source: str, out: str, draw: bool, stream_options: dict) -> list[dict]:
-    """Stream ``source`` through ``estimator``; writes OUT/STEM.jsonl and (with ``draw``) OUT/STEM_pose.mp4
-    atomically, also when stopped with Ctrl-C (or SIGTERM, which ``edgepose predict`` turns into one). Returns COCO
-    results with image ids ``STEM/000123``, STEM being ``output_stem(source)``."""
+def run_stream(estimator, source: str, out: str, draw: bool, stream_options: StreamOptions | None = None) -> list[dict]:
+    """Stream ``source`` through ``estimator`` with ``stream_options`` (None: the defaults; frames are kept exactly
+    when ``draw``); writes OUT/STEM.jsonl and (with ``draw``) OUT/STEM_pose.mp4 atomically, also when stopped with
+    Ctrl-C (or SIGTERM, which ``edgepose predict`` turns into one). Returns COCO results with image ids
+    ``STEM/000123``, STEM being ``output_stem(source)``."""
     stem = output_stem(source)
+    options = stream_options or StreamOptions(keep_frames=draw)
+    overrides = {} if options.keep_frames == draw else {"keep_frames": draw}
     results: list[dict] = []
     with contextlib.ExitStack() as stack:
         lines_tmp = stack.enter_context(atomic_path(os.path.join(out, f"{stem}.jsonl")))
         lines = stack.enter_context(open(lines_tmp, "w", encoding="utf-8"))
         writer = None
-        stream = stack.enter_context(estimator.stream(int(source) if source.isdigit() else source,
-                                                      keep_frames=draw, **stream_options))
+        stream = stack.enter_context(estimator.stream(int(source) if source.isdigit() else source, options,
+                                                      **overrides))
         if draw:
             video_tmp = stack.enter_context(atomic_path(os.path.join(out, f"{stem}_pose.mp4")))
         try:

@@ -12,8 +12,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from edgepose.codecs.base import HeatmapCodec, check_keypoints, gaussian_profiles
+from edgepose.codecs.heatmap import HeatmapCodec
 from edgepose.codecs.refine import refine_dark, refine_shift
+from edgepose.codecs.utils import check_keypoints, gaussian_profiles
 
 
 @dataclass(frozen=True)

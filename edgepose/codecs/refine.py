@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepose.codecs.base import blur_around, blur_rows, gather, keep_max
+from edgepose.codecs.utils import blur_around, blur_rows, gather, keep_max
 
 _EPS32 = float(np.finfo(np.float32).eps)
 

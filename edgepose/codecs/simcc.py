@@ -12,7 +12,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgepose.codecs.base import (
+from edgepose.codecs.base import BaseCodec
+from edgepose.codecs.refine import refine_dark_1d
+from edgepose.codecs.utils import (
     check_flip_index,
     check_keypoints,
     flip_shift,
@@ -21,12 +23,11 @@ from edgepose.codecs.base import (
     read_output,
     sigma_pair,
 )
-from edgepose.codecs.refine import refine_dark_1d
 from edgepose.errors import CardError, OutputError
 
 
 @dataclass(frozen=True)
-class SimCC:
+class SimCC(BaseCodec):
     """Gaussian SimCC labels (MMPose ``SimCCLabel``, smoothing 'gaussian', normalize=False) centred at x * r."""
 
     name: ClassVar[str] = "simcc"
@@ -39,17 +40,12 @@ class SimCC:
     refine: str = "none"
     blur_kernel_size: int = 11
 
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "input_size", (int(self.input_size[0]), int(self.input_size[1])))
-        set_(self, "split_ratio", float(self.split_ratio))
-        set_(self, "sigma", sigma_pair(self.sigma))
+    def _coerce_target(self) -> None:
+        object.__setattr__(self, "split_ratio", float(self.split_ratio))
+
+    def _check_target(self) -> None:
         if self.split_ratio <= 0 or min(self.input_size) < 1:
             raise CardError(f"simcc needs a positive split ratio and size, got {self.split_ratio}, {self.input_size}")
-        if self.refine not in self.refine_modes:
-            raise CardError(f"codec 'simcc' decode must be one of {list(self.refine_modes)}, got {self.refine!r}")
-        if self.blur_kernel_size < 1 or self.blur_kernel_size % 2 == 0:
-            raise CardError(f"blur_kernel_size must be a positive odd integer, got {self.blur_kernel_size}")
 
     @classmethod
     def from_card(cls, card: Any) -> SimCC:

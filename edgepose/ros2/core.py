@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from edgepose.coco import KEYPOINTS, SKELETON
+from edgepose.coco.layout import KEYPOINTS, SKELETON
 from edgepose.errors import InputError, OutputError
 from edgepose.ros2.convert import compressed_msg_to_bgr, image_msg_to_bgr
 from edgepose.ros2.payload import poses_to_dict, stamp_seconds
@@ -73,10 +73,11 @@ def make_tracker(config: NodeConfig, sigmas: np.ndarray | None = None):
     """A PoseTracker (One-Euro smoothing when ``min_cutoff`` > 0), or None when tracking is off."""
     if not config.track:
         return None
-    from edgepose.tracking import PoseTracker
+    from edgepose.video.smoothing import SmoothingSettings
+    from edgepose.video.tracking import PoseTracker, TrackerSettings
 
-    smoothing = {"min_cutoff": config.min_cutoff, "beta": config.beta} if config.min_cutoff > 0 else None
-    return PoseTracker(sigmas=sigmas, smoothing=smoothing)
+    smoothing = SmoothingSettings(min_cutoff=config.min_cutoff, beta=config.beta) if config.min_cutoff > 0 else None
+    return PoseTracker.from_settings(TrackerSettings(), sigmas=sigmas, smoothing=smoothing)
 
 
 class PoseNodeCore:

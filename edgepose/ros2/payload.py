@@ -5,7 +5,7 @@
      "persons": [{"id": 3, "box": [x1, y1, x2, y2], "box_score": 0.93, "score": 0.71,
                   "keypoints": [[x, y, score], ...]}]}
 
-Persons are ``edgepose.stream_records.person_records``, as in ``edgepose predict``'s JSON lines: frame pixels;
+Persons are ``edgepose.video.records.person_records``, as in ``edgepose predict``'s JSON lines: frame pixels;
 ``id`` is the track id, -1 for a person not yet confirmed by the tracker (or when tracking is off); ``score`` is the
 person score (box score times the mean of the keypoint scores above 0.2, as ``Poses.instance_scores``). A
 non-finite value is written as null.
@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from edgepose.errors import InputError
-from edgepose.stream_records import person_records
+from edgepose.video.records import person_records
 
 
 def stamp_to_dict(stamp: object) -> dict:

@@ -1,0 +1,1 @@
+"""TensorRT: engine building, the engine cache, the Jetson target and deployment bundles."""

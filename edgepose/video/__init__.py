@@ -1,0 +1,1 @@
+"""Video: the threaded stream, frame sources, per-frame records, tracking and smoothing."""

@@ -1,0 +1,1 @@
+"""The one-command pipeline on the synthetic set: train, distil, prune, quantize, benchmark, report."""

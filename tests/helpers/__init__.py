@@ -1,0 +1,1 @@
+"""Shared test helpers (fakes, builders, reference cases)."""
