@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         summary = "lite_hrnet_18 192x256, random weights rescaled (lively); SimCC head and heatmap head"
     record = {
-        "benchmark": "peers", "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+        "benchmark": "peers", "command": " ".join(["python -m benchmarks.bench_peers", *(argv or sys.argv[1:])]),
         "model": summary, "models": models,
         "frames": [name for name, _, _ in data], "persons": int(sum(len(b) for _, _, b in data)),
         "boxes": "COCO ground-truth person boxes of the frames (test_coco.json), xyxy",

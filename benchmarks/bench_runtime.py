@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                          "crop_decode_per_person_ms": crop_decode,
                          "crop_decode_over_infer": crop_decode / per_person["infer"],
                          "plain_loop_over_edgepose": result["plain_loop"]["median"] / result["end_to_end"]["median"]})
-    record = {"benchmark": "runtime_core", "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+    command = " ".join(["python -m benchmarks.bench_runtime", *(argv or sys.argv[1:])])
+    record = {"benchmark": "runtime_core", "command": command,
               "model": args.model or (f"{args.arch} (random weights)" if args.arch else
                                       f"stand-in {bench_model.CARD.name} ({bench_model.gflops():.2f} GFLOPs)"),
               "frame": os.path.basename(args.frame), "frame_shape": list(frame.shape), "iters": args.iters,

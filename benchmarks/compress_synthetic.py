@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         r["speedup_vs_fp32"] = fp32["cpu_ms"] / r["cpu_ms"]
         r["speedup_vs_fp32_b8"] = fp32["cpu_ms_b8"] / r["cpu_ms_b8"]
         r["ap_loss_points"] = 100 * (fp32["ap"] - r["ap"])
-    command = "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    command = " ".join(["python -m benchmarks.compress_synthetic", *(argv if argv is not None else sys.argv[1:])])
     for r in rows:
         r["command"] = command
     record = {"benchmark": "compression", "base": args.base, "rows": rows, "command": command,

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     main_pair = pairs[primary]
     record = {
         "benchmark": "distillation",
-        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m benchmarks.distill_synthetic", *(argv if argv is not None else sys.argv[1:])]),
         "primary_student": primary,
         "teacher_ap": teacher["ap"], "student_ap": main_pair["student_ap"], "distilled_ap": main_pair["distilled_ap"],
         "teacher_gflops": teacher["gflops"], "student_gflops": main_pair["student"]["gflops"],

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                  for r in csv.DictReader(fh) if r.get("AP")]
     record = {
         "benchmark": "synthetic_training",
-        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python -m benchmarks.train_synthetic", *(argv if argv is not None else sys.argv[1:])]),
         "config": os.path.relpath(args.config, ROOT), "model": config.model.name,
         "params": count_params(model), "gflops": count_flops(model, card.input_size),
         "data": {"folder": args.data, "train_images": args.train, "val_images": args.val},
