@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (qat_dir / "last.pth").exists():
         config = finetune_config(args.base, str(qat_dir), args.epochs, 2e-4)
         config.qat = True
-        train(config)
+        train(config, resume="auto")
     step("int8_qat", work / "int8_qat.onnx", lambda p: export_checkpoint(qat_dir / "last.pth", p))
     models["int8_qat"] = str(qat_dir / "last.pth")
 

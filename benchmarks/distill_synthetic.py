@@ -74,7 +74,7 @@ def run_row(name: str, teacher_out: str | None) -> dict:
         config.distill.teacher = os.path.join(teacher_out, "last.pth")
     log = os.path.join(config.out_dir, "log.csv")
     if not os.path.isfile(log) or final_metrics(config.out_dir).get("epoch", 0) < config.epochs:
-        train(config, resume=True, progress=True)
+        train(config, resume="auto", progress=True)
     card = config.model_card()
     plain = copy.deepcopy(config)
     plain.distill = None

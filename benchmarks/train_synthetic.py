@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build_for(config, card)
     floor = untrained_ap(config)
     started = time.time()
-    result = train(config, resume=False, progress=True)
+    result = train(config, resume=False, progress=True, overwrite=True)  # a benchmark run starts afresh
     minutes = (time.time() - started) / 60
     with open(os.path.join(config.out_dir, "log.csv"), encoding="utf-8") as fh:
         curve = [{"epoch": int(r["epoch"]), "AP": float(r["AP"]), "AP50": float(r["AP50"]),

@@ -99,7 +99,7 @@ def run_teacher(ctx: Context, resume: bool) -> list[str]:
     """Train the teacher (resumable)."""
     from compress.train.loop import train
 
-    train(train_config(ctx, ctx.profile.teacher, "teacher"), resume=resume, progress=ctx.progress)
+    train(train_config(ctx, ctx.profile.teacher, "teacher"), resume="auto" if resume else False, progress=ctx.progress)
     return ["teacher/last.pth"]
 
 
@@ -108,7 +108,7 @@ def run_student(ctx: Context, resume: bool) -> list[str]:
     from compress.train.loop import train
 
     config = train_config(ctx, ctx.profile.student, "student", teacher=ctx.path("teacher/last.pth"))
-    train(config, resume=resume, progress=ctx.progress)
+    train(config, resume="auto" if resume else False, progress=ctx.progress)
     return ["student/last.pth"]
 
 

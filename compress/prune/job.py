@@ -106,7 +106,7 @@ def run_job(job: PruneJob, progress: bool = True) -> dict:
                 from compress.train.distill import DistillConfig
 
                 config.distill = DistillConfig(teacher=job.checkpoint, alpha=job.finetune.distill_alpha)
-            result = train(config, progress=progress)
+            result = train(config, progress=progress, overwrite=True)  # the job owns its step folders
             current = result["last"]
             model, card, _ = load_model(current)
             entry.update({"finetuned": current, "ap": result.get("AP"), "config": to_dict(config)})

@@ -9,15 +9,13 @@ import os
 class RunLog:
     """Appends epoch metrics to ``out_dir/log.csv`` (columns fixed by the first row) and TensorBoard scalars."""
 
-    def __init__(self, out_dir: str, enabled: bool = True, append: bool = False) -> None:
+    def __init__(self, out_dir: str, enabled: bool = True) -> None:
         self.enabled = enabled
         self.path = os.path.join(out_dir, "log.csv")
         self._writer = None
         if not enabled:
             return
-        os.makedirs(out_dir, exist_ok=True)
-        if not append and os.path.exists(self.path):
-            os.remove(self.path)
+        os.makedirs(out_dir, exist_ok=True)  # a new run's folder was cleared by the caller: rows always append
         try:
             from torch.utils.tensorboard import SummaryWriter
 

@@ -12,6 +12,7 @@ function of the iteration, augmentation a pure function of (seed, epoch, index) 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import random
@@ -129,13 +130,50 @@ class State:
     best_ap: float = -1.0
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Run the training described by ``config``; returns the last validation metrics and paths."""
+RUN_FILES = ("last.pth", "best.pth", "log.csv", "notes.txt")
+
+
+def check_out_dir(out_dir: str, resume: bool | str, overwrite: bool) -> bool:
+    """Hold the run-folder contract; returns whether to resume.
+
+    ``resume`` True: continue ``OUT/last.pth`` (refused when there is none); "auto": continue it when it exists,
+    else start; False: start a new run, refused when ``out_dir`` already holds one (its log and checkpoints would
+    be lost) unless ``overwrite``, which removes them first.
+    """
+    last = os.path.join(out_dir, "last.pth")
+    if resume is True and not os.path.isfile(last):
+        raise ConfigError(f"nothing to resume: {last} does not exist (run without --resume to start a new run)")
+    if resume not in (True, False, "auto"):
+        raise ConfigError(f"resume must be True, False or 'auto', got {resume!r}")
+    if resume == "auto":
+        resume = os.path.isfile(last)
+    existing = [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+    if not resume and existing and not overwrite:
+        raise ConfigError(f"{out_dir} already holds a run ({', '.join(existing)}): continue it with --resume, start "
+                          "over with --overwrite, or choose another --out-dir")
+    return bool(resume)
+
+
+def _clear_run(out_dir: str) -> None:
+    for name in RUN_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(out_dir, name))
+
+
+def train(config: TrainConfig, resume: bool | str = False, progress: bool = True, overwrite: bool = False) -> dict:
+    """Run the training described by ``config``; returns the last validation metrics and paths.
+
+    ``resume`` and ``overwrite``: see ``check_out_dir`` (a new run never silently replaces an old one).
+    """
     from compress.data.loader import set_epoch
     from compress.train.evaluate import evaluate
     from compress.train.logs import RunLog
 
+    resume = check_out_dir(config.out_dir, resume, overwrite)
     ctx = distributed.init()
+    if not resume and ctx.is_main:
+        _clear_run(config.out_dir)  # only reached with overwrite=True or nothing to clear
+    distributed.barrier(ctx)
     seed_all(config.seed)
     card = config.model_card()
     model = build_for(config, card).to(ctx.device)
@@ -164,7 +202,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
     total = per_epoch * config.epochs
     state = State()
     last = os.path.join(config.out_dir, "last.pth")
-    if resume and os.path.isfile(last):
+    if resume:
         payload = read_checkpoint(last)
         load_state(model, payload["state_dict"], last)
         optimizer.load_state_dict(payload["optimizer"])
@@ -175,7 +213,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> d
             teacher.adapters.load_state_dict(payload["adapters"])
         state = State(**payload["state"])
         set_rng_state(payload["rng"])
-    log = RunLog(config.out_dir, enabled=ctx.is_main, append=resume)
+    log = RunLog(config.out_dir, enabled=ctx.is_main)
     metrics: dict = {}
     for epoch in range(state.epoch, config.epochs):
         set_epoch(train_loader, epoch)
@@ -274,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgepose train``."""
     parser.add_argument("config", help="training config (YAML)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pth")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pth (which must exist)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in an OUT_DIR that holds a run (its log.csv and checkpoints are removed)")
     parser.add_argument("--out-dir", help="override the config's out_dir")
     parser.add_argument("--epochs", type=int, help="override the config's epochs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -287,7 +327,17 @@ def run(args: argparse.Namespace) -> int:
         config.out_dir = args.out_dir
     if args.epochs:
         config.epochs = args.epochs
-    result = train(config, resume=args.resume, progress=not args.no_progress)
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in OUT_DIR and --overwrite removes it: give one of them")
+    try:
+        result = train(config, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        last = os.path.join(config.out_dir, "last.pth")
+        if os.path.isfile(last):
+            print(f"interrupted: {last} holds the last finished epoch; continue with --resume", file=sys.stderr)
+        else:
+            print("interrupted before the first epoch finished: nothing saved", file=sys.stderr)
+        raise
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"done: epoch {result.get('epoch')} AP {result.get('AP', float('nan')):.4f} "
               f"best {result['best_ap']:.4f} -> {result['last']}")
