@@ -58,7 +58,7 @@ from edgepose.pipeline import PoseEstimator, decode_to_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SAMPLES = ROOT.parent / "shared" / "data" / "coco_val_samples"
+SAMPLES = ROOT / "tests" / "data" / "coco_val_samples"
 IMAGENET = {"mean": (123.675, 116.28, 103.53), "std": (58.395, 57.12, 57.375), "color": "rgb"}
 SIZE = (192, 256)
 CARDS = {

@@ -27,7 +27,7 @@ from edgepose.pipeline import PoseEstimator
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_FRAME = ROOT.parent / "shared" / "data" / "coco_val_samples" / "000000196141.jpg"
+DEFAULT_FRAME = ROOT / "tests" / "data" / "coco_val_samples" / "000000196141.jpg"
 
 
 STAGES = ("crop", "infer", "decode", "end_to_end", "plain_loop")

@@ -8,7 +8,7 @@ first conv quantized as well).
 
 For every variant: COCO AP on the synthetic val split (ground-truth boxes, the runtime's own pipeline), params,
 GFLOPs, ONNX file size, ONNX Runtime CPU latency per person (batch 1 and batch 8; all variants timed round-robin in
-one run, medians), and parity on ../shared/data/coco_val_samples: the mean distance in pixels between each
+one run, medians), and parity on tests/data/coco_val_samples: the mean distance in pixels between each
 variant's keypoints and FP32's on the real COCO persons. Writes benchmarks/results/compression.json.
 """
 
@@ -28,7 +28,7 @@ from edgepose.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
-COCO = ROOT.parent / "shared" / "data" / "coco_val_samples"
+COCO = ROOT / "tests" / "data" / "coco_val_samples"
 
 
 def latency_table(paths: dict[str, str], crops: np.ndarray, rounds: int) -> dict[str, dict]:
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         r["command"] = command
     record = {"benchmark": "compression", "base": args.base, "rows": rows, "command": command,
-              "validation": "synthetic val split, ground-truth boxes; parity: ../shared coco_val_samples vs FP32",
+              "validation": "synthetic val split, ground-truth boxes; parity: tests/data coco_val_samples vs FP32",
               "latency": f"ONNX Runtime CPU, default threads, median of {args.rounds} round-robin rounds per person",
               "environment": environment(None)}
     atomic_write_text(args.out, json.dumps(record, indent=2, default=str) + "\n")

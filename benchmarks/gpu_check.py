@@ -33,7 +33,7 @@ from edgepose.preprocess import Cropper
 
 ROOT = Path(__file__).resolve().parents[1]
 
-COCO = ROOT.parent / "shared" / "data" / "coco_val_samples"
+COCO = ROOT / "tests" / "data" / "coco_val_samples"
 def grey_diff(got: np.ndarray, want: np.ndarray, card: ModelCard) -> dict:
     """Max |difference| in grey levels (0-255: normalised difference times std) and the share that differ at all."""
     diff = np.abs((got.astype(np.float64) - want.astype(np.float64)) * np.array(card.std)[:, None, None])

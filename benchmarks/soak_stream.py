@@ -3,7 +3,7 @@ sampling resident memory, OS threads and open files every 250 frames.
 
     python -m benchmarks.soak_stream [--model runs/student_distilled.onnx] [--frames 10000] [--detect-every 5]
 
-The frames pan slowly across the four real COCO photos of ../shared/data/coco_val_samples (640x480, 250 frames
+The frames pan slowly across the four real COCO photos of tests/data/coco_val_samples (640x480, 250 frames
 per photo, then a cut to the next), so persons enter, move and leave and tracks are born and end. The model
 defaults to the distilled Lite-HRNet-tiny of ``benchmarks/distill_synthetic.py`` exported to ONNX (any pose ONNX
 with a card works). Writes benchmarks/results/soak_stream.json.
@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgepose.assets import DEFAULT_DETECTOR
 from edgepose.bench.environment import environment
 from edgepose.bench.soak import settled_stats, soak_stream
 from edgepose.io import atomic_write_text
@@ -27,9 +28,8 @@ from edgepose.pipeline import PoseEstimator
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SHARED = ROOT.parent / "shared"
-COCO = SHARED / "data" / "coco_val_samples"
-YOLOX = SHARED / "models" / "yolox_nano_person" / "yolox_nano_416x416.onnx"
+COCO = ROOT / "tests" / "data" / "coco_val_samples"
+YOLOX = str(DEFAULT_DETECTOR)
 
 
 def panning_frames(per_photo: int = 250, size: tuple[int, int] = (640, 480)):

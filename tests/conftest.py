@@ -1,4 +1,4 @@
-"""Shared fixtures: the real COCO samples and detector in ../shared, and small ONNX models made on the fly."""
+"""Shared fixtures: the real COCO samples (tests/data) and the packaged detector, and small models made on the fly."""
 
 from __future__ import annotations
 
@@ -6,23 +6,31 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-COCO_DIR = SHARED / "data" / "coco_val_samples"
-YOLOX = SHARED / "models" / "yolox_nano_person" / "yolox_nano_416x416.onnx"
+from edgepose.assets import DEFAULT_DETECTOR, DEFAULT_POSE_MODEL
+
+COCO_DIR = Path(__file__).resolve().parent / "data" / "coco_val_samples"  # README.md there: provenance, licences
+YOLOX = DEFAULT_DETECTOR
 
 
 @pytest.fixture(scope="session")
 def coco_dir() -> Path:
-    """../shared/data/coco_val_samples (always present beside the checkout, CI included)."""
+    """tests/data/coco_val_samples: four COCO val2017 images, their keypoints and detector boxes."""
     assert COCO_DIR.is_dir(), f"fixture folder missing: {COCO_DIR}"
     return COCO_DIR
 
 
 @pytest.fixture(scope="session")
 def yolox_path() -> Path:
-    """The real pretrained YOLOX-Nano person detector."""
+    """The real pretrained YOLOX-Nano person detector (packaged: edgepose/assets/detector)."""
     assert YOLOX.is_file(), f"fixture model missing: {YOLOX}"
     return YOLOX
+
+
+@pytest.fixture(scope="session")
+def blazepose_path() -> Path:
+    """The packaged default pose model (BlazePose lite, real pretrained weights; edgepose/assets/pose)."""
+    assert DEFAULT_POSE_MODEL.is_file(), f"packaged model missing: {DEFAULT_POSE_MODEL}"
+    return DEFAULT_POSE_MODEL
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pose model (.onnx / .engine / .ts / .pt2); repeat for several: fp32.onnx, int8.onnx, ...")
     parser.add_argument("--card", help="model card (YAML/JSON) for models without an embedded one")
     parser.add_argument("--detector", help="person detector (YOLOX ONNX); it runs on every frame and is timed")
-    parser.add_argument("--image", help="frame to run on (default: a COCO sample from ../shared/data/"
-                                        "coco_val_samples if present, else a rendered frame)")
+    parser.add_argument("--image", help="frame to run on (default: a real COCO sample: tests/data in a checkout, "
+                                        "else the packaged one)")
     parser.add_argument("--persons", default="1,4,16",
                         help="persons per frame, comma separated; 'det' = as many as the detector finds "
                              "(default: 1,4,16; counts replicate the detector's boxes, or seeded boxes without one)")

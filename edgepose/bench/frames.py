@@ -1,4 +1,4 @@
-"""The frame and boxes a benchmark runs on: an image file, a real COCO sample beside the checkout, or a rendering."""
+"""The frame and boxes a benchmark runs on: an image file, a real COCO sample, or a rendering."""
 
 from __future__ import annotations
 
@@ -10,20 +10,17 @@ import numpy as np
 
 from edgepose.errors import InputError
 
-SAMPLES = Path("shared") / "data" / "coco_val_samples"
-DEFAULT_SAMPLE = "000000196141.jpg"  # 640x429, several people
+CHECKOUT_SAMPLE = Path(__file__).resolve().parents[2] / "tests" / "data" / "coco_val_samples" / "000000196141.jpg"
 
 
 def find_sample_frame() -> str | None:
-    """A real COCO val2017 frame from ``../shared/data/coco_val_samples`` (beside the checkout or the cwd)."""
-    for root in (Path(__file__).resolve().parents[3], Path.cwd().parent, Path.cwd()):
-        folder = root / SAMPLES
-        if (folder / DEFAULT_SAMPLE).is_file():
-            return str(folder / DEFAULT_SAMPLE)
-        jpgs = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
-        if jpgs:
-            return str(jpgs[0])
-    return None
+    """A real COCO val2017 frame: in a checkout the 640x429 one with several people (tests/data), else the packaged
+    sample (edgepose/assets/sample, one person)."""
+    if CHECKOUT_SAMPLE.is_file():
+        return str(CHECKOUT_SAMPLE)
+    from edgepose.assets import SAMPLE_FRAME
+
+    return str(SAMPLE_FRAME) if SAMPLE_FRAME.is_file() else None
 
 
 def render_frame(width: int = 640, height: int = 480, seed: int = 0) -> np.ndarray:

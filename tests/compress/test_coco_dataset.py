@@ -31,7 +31,7 @@ from edgepose.errors import InputError
 from edgepose.io import read_image
 from edgepose.preprocess import Cropper
 
-COCO_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "coco_val_samples"
+COCO_DIR = Path(__file__).resolve().parents[1] / "data" / "coco_val_samples"
 ANN = COCO_DIR / "test_coco.json"
 DETS = COCO_DIR / "test_coco_det_AP_H_56.json"
 MEAN, STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)

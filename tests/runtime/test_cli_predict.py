@@ -42,7 +42,7 @@ def test_folder_with_corrupt_image_is_skipped_with_warning(tmp_path, coco_dir, m
     images = tmp_path / "images"
     images.mkdir()
     for src in sorted(coco_dir.glob("*.jpg"))[:2]:
-        shutil.copy(src, images / src.name)  # a temp copy: the fixtures themselves stay in ../shared
+        shutil.copy(src, images / src.name)  # a temp copy: the fixtures themselves stay untouched
     data = (images / src.name).read_bytes()
     (images / "broken.jpg").write_bytes(data[:200])
     out = predict(images, "--model", model, "--detector", yolox_path, "--out", tmp_path / "out")

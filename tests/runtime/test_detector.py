@@ -13,10 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgepose.detector import DETECTORS, YoloxDetector, make_grid, open_detector
 from edgepose.errors import InputError, ModelError, OutputError
 from edgepose.io import read_image
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-COCO_DIR = SHARED / "data" / "coco_val_samples"
-YOLOX = SHARED / "models" / "yolox_nano_person" / "yolox_nano_416x416.onnx"
+from tests.conftest import COCO_DIR, YOLOX
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
