@@ -23,8 +23,7 @@ def latency_table(paths: dict[str, str], crops: np.ndarray, settings: BenchStage
                   progress: bool = True) -> dict[str, dict]:
     """{variant: {"ms_per_person_bN": median, "p90_ms_per_person_bN": ...}}: in every round each variant runs
     each batch size once, in turn, so that drifting machine load hits all variants alike."""
-    from tqdm import tqdm
-
+    from compress.progress import bar
     from edgepose.backends.onnxruntime import OnnxRuntimeBackend, OrtOptions
 
     options = OrtOptions(threads=settings.threads, providers=("CPUExecutionProvider",))
@@ -35,7 +34,7 @@ def latency_table(paths: dict[str, str], crops: np.ndarray, settings: BenchStage
             for n in settings.batches:
                 for _ in range(settings.warmup):
                     b.infer({b.inputs[0].name: crops[:n]})
-        for _ in tqdm(range(settings.rounds), desc="latency", disable=not progress, leave=False):
+        for _ in bar(range(settings.rounds), desc="latency", enabled=progress):
             for k, b in backends.items():
                 for n in settings.batches:
                     t0 = time.perf_counter()

@@ -135,16 +135,15 @@ def _parity(report) -> dict:
 
 def run_export(ctx: Context, resume: bool) -> list[str]:
     """FP32 ONNX of the teacher, student and pruned student, each parity-checked against its checkpoint."""
-    from tqdm import tqdm
-
     from compress.checkpoint import load_model
     from compress.models.complexity import count_flops, count_params
+    from compress.progress import bar
     from deploy.export import export_checkpoint
     from deploy.verify import verify
     from edgepose.errors import ModelError
 
     record = {}
-    for name, ckpt in tqdm(EXPORTS.items(), desc="export", disable=not ctx.progress, leave=False):
+    for name, ckpt in bar(EXPORTS.items(), desc="export", enabled=ctx.progress):
         onnx = ctx.path(f"export/{name}.onnx")
         export_checkpoint(ctx.path(ckpt), onnx)
         parity = verify(ctx.path(ckpt), onnx)
@@ -224,13 +223,12 @@ def run_engines(ctx: Context, resume: bool) -> list[str]:
 
 def run_evaluate(ctx: Context, resume: bool) -> list[str]:
     """COCO keypoint AP of every variant on the val split with ground-truth boxes (the runtime's pipeline)."""
-    from tqdm import tqdm
-
+    from compress.progress import bar
     from edgepose.coco.evaluate import evaluate_model
 
     val_ann, val_images = ctx.split("val")
     record = {}
-    for name, (onnx, _, _) in tqdm(VARIANTS.items(), desc="evaluate", disable=not ctx.progress, leave=False):
+    for name, (onnx, _, _) in bar(VARIANTS.items(), desc="evaluate", enabled=ctx.progress):
         metrics, results = evaluate_model(ctx.path(onnx), val_ann, val_images)
         record[name] = {**metrics, "persons": len(results)}
     _dump_json(ctx.path("eval/metrics.json"), record)

@@ -399,12 +399,13 @@ def generate(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int
     if _check(out_dir, params, force):
         return {**summary, "skipped": True, "seconds": time.perf_counter() - started}
     _dump(os.path.join(out_dir, "synth.json"), {**params, "complete": False})
-    from tqdm import tqdm
+    from compress.progress import bar as progress_bar
+    from compress.progress import line
 
     workers = int(workers or min(os.cpu_count() or 1, 8))
     parts = os.path.join(out_dir, ".parts")
     made = 0
-    bar = tqdm(total=num_train + num_val, desc="synth", unit="img", disable=not progress)
+    bar = progress_bar(total=num_train + num_val, desc="synth", unit="img", enabled=progress)
     with bar, _Runner(workers, bar) as runner:
         for split, count in (("train", num_train), ("val", num_val)):
             os.makedirs(os.path.join(out_dir, split), exist_ok=True)
@@ -431,4 +432,5 @@ def generate(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int
     _dump(os.path.join(out_dir, "synth.json"), {**params, "complete": True})
     shutil.rmtree(parts, ignore_errors=True)
     seconds = time.perf_counter() - started
+    line(f"synth: {made} images rendered in {seconds:.1f} s ({out_dir})", enabled=progress)
     return {**summary, "skipped": False, "seconds": seconds, "images_per_s": made / max(seconds, 1e-9)}

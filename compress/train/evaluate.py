@@ -14,6 +14,7 @@ import tempfile
 import numpy as np
 import torch
 
+from compress.progress import bar
 from edgepose.affine import Affine
 from edgepose.card import ModelCard
 from edgepose.coco.evaluate import coco_keypoint_eval
@@ -37,11 +38,7 @@ def predict(model: torch.nn.Module, loader, card: ModelCard, flip: bool = False,
     was_training = model.training
     model.eval()
     results, records = [], []
-    batches = loader
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(loader, desc="eval", leave=False)
+    batches = bar(loader, desc="eval", enabled=progress)
     for batch in batches:
         images = batch["image"].to(device, non_blocking=True)
         outputs = _numpy(model(images), keys)

@@ -31,6 +31,7 @@ from compress.checkpoint import (
     save_checkpoint,
 )
 from compress.config import from_dict, load_yaml, to_dict
+from compress.progress import bar, line
 from compress.train import distributed
 from compress.train.config import TrainConfig
 from compress.train.losses import pose_loss
@@ -133,6 +134,15 @@ class State:
 RUN_FILES = ("last.pth", "best.pth", "log.csv", "notes.txt")
 
 
+def epoch_line(metrics: dict, epochs: int) -> str:
+    """The one log line of an epoch: loss, learning rate, AP when evaluated, seconds."""
+    text = (f"epoch {metrics['epoch']}/{epochs}: loss {metrics['train_loss']:.5f}, lr {metrics['lr']:.2e}, "
+            f"{metrics['epoch_seconds']:.1f} s")
+    if "AP" in metrics:
+        text += f", val AP {metrics['AP']:.3f}"
+    return text
+
+
 def check_out_dir(out_dir: str, resume: bool | str, overwrite: bool) -> bool:
     """Hold the run-folder contract; returns whether to resume.
 
@@ -220,11 +230,8 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
         if teacher is not None:
             teacher.begin_epoch(epoch, ctx.is_main, lambda: distributed.barrier(ctx))
         net.train()
-        batches = train_loader
-        if progress and ctx.is_main:
-            from tqdm import tqdm
-
-            batches = tqdm(train_loader, total=per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+        batches = bar(train_loader, total=per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
+                      enabled=progress and ctx.is_main)
         running, seen, started = 0.0, 0, time.time()
         for step, batch in enumerate(batches):
             if step >= per_epoch:
@@ -255,7 +262,7 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
             state.iteration += 1
             running += loss.item()
             seen += 1
-            if hasattr(batches, "set_postfix"):
+            if not batches.disable:
                 batches.set_postfix(loss=f"{running / seen:.5f}", lr=f"{lr:.2e}")
         train_loss = distributed.mean(ctx, running / max(1, seen))
         state.epoch = epoch + 1
@@ -280,6 +287,7 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
             if improved and "AP" in metrics:
                 save_checkpoint(os.path.join(config.out_dir, "best.pth"), model, card, **extra)
             log.write(metrics)
+            line(epoch_line(metrics, config.epochs), enabled=progress)
         state.best_ap = distributed.broadcast(ctx, state.best_ap)
         distributed.barrier(ctx)
     if teacher is not None:

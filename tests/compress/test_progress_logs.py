@@ -1,0 +1,55 @@
+"""Logs fit where they go (issue 17): bars on a terminal; on a pipe one line per epoch or stage, no '\\r' updates."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from compress.progress import bar, interactive, line
+from tests.compress.test_train import config_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bar_draws_only_on_a_terminal(monkeypatch, capsys):
+    assert not interactive(io.StringIO()) and interactive(FakeTerminal())
+    assert list(bar(range(3), desc="x")) == [0, 1, 2]  # stderr is captured by pytest: not a terminal
+    assert capsys.readouterr().err == ""
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert list(bar(range(3), desc="drawn")) == [0, 1, 2]
+    assert "drawn" in terminal.getvalue()
+    assert list(bar(range(3), desc="off", enabled=False)) == [0, 1, 2] and "off" not in terminal.getvalue()
+    line("one line")
+    line("not shown", enabled=False)
+    assert capsys.readouterr().out == "one line\n"
+
+
+def test_training_on_a_pipe_logs_one_line_per_epoch(synth, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(config_dict(synth, tmp_path / "run", epochs=2, max_iters_per_epoch=2)))
+    out = subprocess.run([sys.executable, "-m", "edgepose", "train", str(config)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stdout + out.stderr  # no bar redraws in a log file
+    epochs = [ln for ln in out.stdout.splitlines() if ln.startswith("epoch ")]
+    assert [ln.split(":")[0] for ln in epochs] == ["epoch 1/2", "epoch 2/2"]
+    assert all("loss " in ln and "val AP " in ln for ln in epochs), epochs
+
+
+def test_synthetic_generation_on_a_pipe_logs_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "edgepose", "data", "synth", "--out", str(tmp_path / "s"),
+                          "--train", "6", "--val", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "\r" not in out.stdout + out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("synth:")]
+    assert len(lines) == 1 and lines[0].startswith("synth: 8 images rendered in "), out.stdout
