@@ -1,4 +1,5 @@
-"""The model zoo: Lite-HRNet (paper variants and naive ones), Stacked Hourglass, SimpleBaseline; heatmap or SimCC heads.
+"""The model zoo: Lite-HRNet (paper variants and naive ones), Stacked Hourglass, SimpleBaseline, RTMPose, HRNet;
+heatmap or SimCC heads.
 
 ``MODELS`` is a literal dict name -> constructor; ``build_model`` is the one entry point the trainer, distillation,
 pruning, export and checkpoints use. Every model is a ``PoseModel``: ``model.arch`` holds the ``build_model``
@@ -7,6 +8,8 @@ arguments, so ``build_model(**model.arch)`` rebuilds it (checkpoints record the 
 Complexity at 256x192 (``count_params`` / ``count_flops``, MACs; see ``complexity.py`` for what is counted):
 the paper's Lite-HRNet-18 is 1.1M / 0.20 G and Lite-HRNet-30 1.8M / 0.31 G; ``lite_hrnet_tiny`` is ours (not in the
 paper): Lite-HRNet at half width with (1, 2, 1) modules, 0.18M / 0.056 G, for CPU tests and the quickstart.
+RTMPose-t/s/m and HRNet-W32/W48 are MMPose's architectures, weight for weight (``load_mmpose_checkpoint`` loads
+MMPose's checkpoints; tests/compress/test_mmpose_architectures.py checks the outputs against MMPose's).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import operator
 from .complexity import count_flops, count_params
 from .heads import HEADS, PoseModel
 from .hourglass import HourglassPose
+from .hrnet import HRNetPose
 from .lite_hrnet import SPECS, LiteHRNetPose
 from .mmpose_weights import load_mmpose_checkpoint, to_mmpose_state_dict
+from .rtmpose import RTMPosePose
 from .simple_baseline import SimpleBaselinePose
 
 Size = tuple[int, int]
@@ -109,6 +114,46 @@ def simple_baseline_101(num_keypoints: int = 17, input_size: Size = (192, 256), 
     return _simple(101, num_keypoints, input_size, head, simcc_split_ratio)
 
 
+def _rtmpose(name: str, num_keypoints: int, input_size: Size, head: str, simcc_split_ratio: float | None) -> PoseModel:
+    model = RTMPosePose(name, num_keypoints, input_size, head, simcc_split_ratio)
+    return _record(model, name, simcc_split_ratio=simcc_split_ratio)
+
+
+def rtmpose_t(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "simcc",
+              simcc_split_ratio: float | None = None) -> PoseModel:
+    """RTMPose-t: CSPNeXt-tiny + RTMCC SimCC head (MMPose: 3.34M params, 0.36 GFLOPs at 256x192)."""
+    return _rtmpose("rtmpose_t", num_keypoints, input_size, head, simcc_split_ratio)
+
+
+def rtmpose_s(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "simcc",
+              simcc_split_ratio: float | None = None) -> PoseModel:
+    """RTMPose-s: CSPNeXt-s + RTMCC SimCC head (MMPose: 5.47M params, 0.68 GFLOPs at 256x192)."""
+    return _rtmpose("rtmpose_s", num_keypoints, input_size, head, simcc_split_ratio)
+
+
+def rtmpose_m(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "simcc",
+              simcc_split_ratio: float | None = None) -> PoseModel:
+    """RTMPose-m: CSPNeXt-m + RTMCC SimCC head (MMPose: 13.59M params, 1.93 GFLOPs at 256x192)."""
+    return _rtmpose("rtmpose_m", num_keypoints, input_size, head, simcc_split_ratio)
+
+
+def _hrnet(name: str, num_keypoints: int, input_size: Size, head: str, simcc_split_ratio: float | None) -> PoseModel:
+    model = HRNetPose(name, num_keypoints, input_size, head, simcc_split_ratio)
+    return _record(model, name, simcc_split_ratio=simcc_split_ratio)
+
+
+def hrnet_w32(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "heatmap",
+              simcc_split_ratio: float | None = None) -> PoseModel:
+    """HRNet-W32 with MMPose's heatmap head (MMPose: 28.5M params, 7.7 GFLOPs at 256x192)."""
+    return _hrnet("hrnet_w32", num_keypoints, input_size, head, simcc_split_ratio)
+
+
+def hrnet_w48(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "heatmap",
+              simcc_split_ratio: float | None = None) -> PoseModel:
+    """HRNet-W48 with MMPose's heatmap head (MMPose: 63.6M params, 15.8 GFLOPs at 256x192)."""
+    return _hrnet("hrnet_w48", num_keypoints, input_size, head, simcc_split_ratio)
+
+
 MODELS = {
     "lite_hrnet_18": lite_hrnet_18,
     "lite_hrnet_30": lite_hrnet_30,
@@ -121,14 +166,27 @@ MODELS = {
     "simple_baseline_34": simple_baseline_34,
     "simple_baseline_50": simple_baseline_50,
     "simple_baseline_101": simple_baseline_101,
+    "rtmpose_t": rtmpose_t,
+    "rtmpose_s": rtmpose_s,
+    "rtmpose_m": rtmpose_m,
+    "hrnet_w32": hrnet_w32,
+    "hrnet_w48": hrnet_w48,
 }
 
 _COMMON = ("num_keypoints", "input_size", "head")
 
 
-def build_model(name: str, num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "heatmap",
+def default_head(name: str) -> str:
+    """The head ``MODELS[name]`` is built with when none is asked for (its constructor's default)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+    return inspect.signature(MODELS[name]).parameters["head"].default
+
+
+def build_model(name: str, num_keypoints: int = 17, input_size: Size = (192, 256), head: str | None = None,
                 **kwargs) -> PoseModel:
-    """Build ``MODELS[name]``; ``input_size`` is (width, height), ``head`` one of ``HEADS``.
+    """Build ``MODELS[name]``; ``input_size`` is (width, height), ``head`` one of ``HEADS`` or None for the model's
+    own default (``default_head(name)``: "simcc" for RTMPose, "heatmap" for the others).
 
     Extra keyword arguments go to the constructor (e.g. ``stacks``/``channels`` for the hourglasses,
     ``simcc_split_ratio`` for SimCC heads). Unknown names raise ValueError listing the valid ones; unknown keyword
@@ -142,6 +200,8 @@ def build_model(name: str, num_keypoints: int = 17, input_size: Size = (192, 256
     if unknown:
         raise TypeError(f"{name} got unknown argument(s) {', '.join(unknown)}; it accepts: "
                         f"{', '.join(_COMMON + tuple(accepted))}")
+    if head is None:
+        head = default_head(name)
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; valid heads: {', '.join(HEADS)}")
     if isinstance(num_keypoints, bool) or not isinstance(num_keypoints, int) or num_keypoints < 1:
@@ -156,5 +216,5 @@ def build_model(name: str, num_keypoints: int = 17, input_size: Size = (192, 256
     return model
 
 
-__all__ = ["MODELS", "HEADS", "PoseModel", "build_model", "count_flops", "count_params", "load_mmpose_checkpoint",
-           "to_mmpose_state_dict", *MODELS]
+__all__ = ["MODELS", "HEADS", "PoseModel", "build_model", "count_flops", "count_params", "default_head",
+           "load_mmpose_checkpoint", "to_mmpose_state_dict", *MODELS]

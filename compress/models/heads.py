@@ -123,7 +123,8 @@ class SimCCHead(nn.Module):
     ``final_layer`` (conv -> K) -> flatten (N,K,h*w) -> ``mlp`` (ScaleNorm, Linear to 256) -> ``cls_x`` (Linear to
     W*r) and ``cls_y`` (Linear to H*r). The conv is 7x7 on coarse features (stride >= 16, as RTMPose) and 1x1 on
     fine ones (stride 4, as the SimCC paper's head), where a 7x7 conv would cost more than a Lite-HRNet. RTMPose's
-    gated attention unit between ``mlp`` and the classifiers is left out (ours: it is slow on CPUs).
+    gated attention unit between ``mlp`` and the classifiers is left out (ours: it is slow on CPUs); the RTMPose
+    models use the full head, ``rtmcc_head.RTMCCHead``.
     """
 
     hidden = 256

@@ -21,14 +21,16 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 
 class ConvModule(nn.Module):
-    """mmcv's ConvModule: conv (bias only without norm), optional BN named ``bn``, optional activation."""
+    """mmcv's ConvModule: conv (bias only without norm), optional BN named ``bn``, optional activation (``act``:
+    "relu", "sigmoid", "silu" or None)."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, norm: bool = True,
                  act: str | None = "relu"):
         super().__init__()
         self.conv = nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=not norm)
         self.bn = nn.BatchNorm2d(cout) if norm else None
-        self.activate = {"relu": nn.ReLU(), "sigmoid": nn.Sigmoid(), None: None}[act]
+        activation = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "silu": nn.SiLU, None: None}[act]
+        self.activate = activation() if activation is not None else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)

@@ -14,7 +14,7 @@ class ModelConfig:
     """Which network: a name of ``compress.models.MODELS``, its head and extra constructor arguments."""
 
     name: str = "lite_hrnet_18"
-    head: str = "heatmap"
+    head: str | None = None  # "heatmap" | "simcc"; None: the model's own (SimCC for RTMPose, heatmaps for the others)
     kwargs: dict = field(default_factory=dict)
     init: str | None = None  # a checkpoint (ours or MMPose's) to start from
 

@@ -1,4 +1,6 @@
-"""The model zoo: paper complexity, output contract of every registry entry, ONNX export, MMPose checkpoint keys."""
+"""The model zoo: paper complexity, output contract of every registry entry, ONNX export, MMPose checkpoint keys.
+
+RTMPose and HRNet against MMPose's own outputs: tests/compress/test_mmpose_architectures.py."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress.models import MODELS, build_model, count_flops, count_params, load_mmpose_checkpoint
+from compress.models import MODELS, build_model, count_flops, count_params, default_head, load_mmpose_checkpoint
 from compress.models.mmpose_weights import to_mmpose_state_dict
 from edgepose.errors import CheckpointError
 
@@ -112,14 +114,19 @@ def test_lite_hrnet_fusion_matches_official_in_place_arithmetic():
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_every_model_forward_shapes(name):
-    model = build_model(name).eval()
-    assert model.output_names == ("heatmaps",) and model.heatmap_size == (W // 4, H // 4)
-    assert model.input_size == (W, H) and model.num_keypoints == 17 and model.simcc_split_ratio is None
+    model = build_model(name).eval()  # its default head: SimCC for RTMPose, heatmaps for the others
+    assert model.input_size == (W, H) and model.num_keypoints == 17 and model.head == default_head(name)
+    if model.head == "heatmap":
+        expected = {"heatmaps": (1, 17, H // 4, W // 4)}
+        assert model.heatmap_size == (W // 4, H // 4) and model.simcc_split_ratio is None
+    else:
+        expected = {"simcc_x": (1, 17, W * 2), "simcc_y": (1, 17, H * 2)}
+        assert model.heatmap_size is None and model.simcc_split_ratio == 2.0
+    assert model.output_names == tuple(expected)
     with torch.inference_mode():
         out = model(image())
-    assert list(out) == ["heatmaps"]
-    assert out["heatmaps"].shape == (1, 17, H // 4, W // 4)
-    assert torch.isfinite(out["heatmaps"]).all()
+    assert {k: tuple(v.shape) for k, v in out.items()} == expected
+    assert all(torch.isfinite(v).all() for v in out.values())
 
 
 def test_hourglass_teacher_and_student_shapes():
