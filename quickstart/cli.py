@@ -44,6 +44,12 @@ def _train_key(section: str) -> Callable[[QuickstartProfile], dict]:
     return lambda p: {section: asdict(getattr(p, section)), "card": p.card, "augment": p.augment, "seed": p.seed}
 
 
+def _alone_key(p: QuickstartProfile) -> dict:
+    """The student-alone run depends on the student's schedule, not on its distillation weight."""
+    student = {k: v for k, v in asdict(p.student).items() if k != "alpha"}
+    return {"student": student, "card": p.card, "augment": p.augment, "seed": p.seed}
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step: its inputs (earlier stages), the profile part it depends on, what it owns under OUT, its code."""
@@ -61,13 +67,15 @@ STAGES: tuple[Stage, ...] = (
           lambda p: {"data": {k: v for k, v in asdict(p.data).items() if k != "workers"}}, ("data",), st.run_data),
     Stage("teacher", lambda p: f"train the teacher {p.teacher.model} ({p.teacher.epochs} epochs)", ("data",),
           _train_key("teacher"), ("teacher",), st.run_teacher),
+    Stage("alone", lambda p: f"train the student {p.student.model} alone ({p.student.epochs} epochs, no teacher)",
+          ("data",), _alone_key, ("student_alone",), st.run_student_alone),
     Stage("student", lambda p: f"distil the student {p.student.model} ({p.student.epochs} epochs)",
           ("data", "teacher"), _train_key("student"), ("student",), st.run_student),
     Stage("prune", lambda p: f"prune {p.prune.target_flops_ratio:.0%} of the student's FLOPs, fine-tune "
           f"{p.prune.epochs} epochs", ("data", "student"), lambda p: {"prune": asdict(p.prune)}, ("pruned",),
           st.run_prune),
-    Stage("export", lambda p: "export FP32 ONNX (teacher, student, pruned), parity-checked",
-          ("teacher", "student", "prune"), lambda p: {}, ("export",), st.run_export),
+    Stage("export", lambda p: "export FP32 ONNX (teacher, both students, pruned), parity-checked",
+          ("teacher", "alone", "student", "prune"), lambda p: {}, ("export",), st.run_export),
     Stage("quantize", lambda p: f"INT8 PTQ ({p.quantize.method}, {p.quantize.calib_images} train crops) and FP16",
           ("data", "export"), lambda p: {"quantize": asdict(p.quantize)}, ("quantize",), st.run_quantize),
     Stage("engines", lambda p: "TensorRT engines (when TensorRT and a GPU are present)", ("export", "quantize"),
@@ -78,7 +86,7 @@ STAGES: tuple[Stage, ...] = (
           "rounds)", ("data", "export", "quantize"), lambda p: {"benchmark": asdict(p.benchmark)}, ("bench",),
           st.run_benchmark),
     Stage("report", lambda p: "report.md, report.json, plots",
-          ("data", "teacher", "student", "prune", "export", "quantize", "engines", "evaluate", "benchmark"),
+          ("data", "teacher", "alone", "student", "prune", "export", "quantize", "engines", "evaluate", "benchmark"),
           lambda p: {"profile": p.name, "low_accuracy": p.low_accuracy}, ("report.md", "report.json", "plots"),
           run_report),
 )

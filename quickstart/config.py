@@ -38,10 +38,13 @@ class DataStage:
     val: int = 100
     seed: int = 0
     workers: int | None = None  # generator processes; None: one per core (at most 8). Not part of the stage key.
+    level: str = "hard"  # "easy": one large upright person facing the camera (compress.data.synthetic.LEVELS)
 
     def __post_init__(self) -> None:
         if self.train < 1 or self.val < 1:
             raise ConfigError(f"data.train and data.val must be at least 1, got {self.train} and {self.val}")
+        if self.level not in ("easy", "hard"):
+            raise ConfigError(f"data.level must be 'easy' or 'hard', got {self.level!r}")
 
 
 @dataclass
@@ -126,14 +129,20 @@ class QuickstartProfile:
     low_accuracy: bool = False  # a smoke-sized schedule: the report says its AP means nothing
 
 
+# The fast profile's easier task: the "easy" synthetic level, a smaller crop with wider Gaussians, milder geometry.
+FAST_CARD = {**CARD, "input_size": [64, 96], "heatmap_size": [16, 24], "sigma": 2.0, "blur_kernel_size": 5}
+FAST_AUGMENT = {"scale_range": [0.85, 1.15], "rotation": 10.0, "rotate_prob": 0.3, "shift": 0.05, "half_body_prob": 0.0}
+
 FAST = QuickstartProfile(
     name="fast",
-    data=DataStage(train=200, val=40),
-    teacher=TrainStage("simple_baseline_18", epochs=2, warmup_iters=20),
-    student=StudentStage("lite_hrnet_tiny", epochs=3, warmup_iters=20),
+    data=DataStage(train=400, val=40, level="easy"),
+    teacher=TrainStage("simple_baseline_18", epochs=12, lr=5e-3, warmup_iters=20),
+    student=StudentStage("lite_hrnet_tiny", epochs=4, lr=5e-3, warmup_iters=20),
     prune=PruneStage(target_flops_ratio=0.3, epochs=1),
     quantize=QuantizeStage(calib_images=32),
     benchmark=BenchStage(rounds=20),
+    card=dict(FAST_CARD),
+    augment=dict(FAST_AUGMENT),
     low_accuracy=True,
 )
 

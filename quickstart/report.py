@@ -11,7 +11,7 @@ import json
 import os
 
 from edgepose.io import atomic_path, atomic_write_text
-from quickstart.stages import VARIANTS, Context, load_output
+from quickstart.stages import SOURCES, VARIANTS, Context, load_output
 from quickstart.stamps import Stamps
 
 PLOTS = {"accuracy_vs_latency": "plots/accuracy_vs_latency.png", "latency": "plots/latency.png"}
@@ -27,7 +27,8 @@ def rows(ctx: Context) -> list[dict]:
     for name, (onnx, ckpt, precision) in VARIANTS.items():
         source = exported[name.rsplit("_", 1)[0]]  # int8 / fp16 copies: the pruned student's numbers
         parity = source["parity_vs_checkpoint"] if precision == "fp32" else quantized[name]["parity_vs_fp32"]
-        out.append({"variant": name, "precision": precision, "arch": source["arch"], "onnx": onnx,
+        out.append({"variant": name, "precision": precision, "source": SOURCES[name], "arch": source["arch"],
+                    "onnx": onnx,
                     "checkpoint": ckpt, "AP": metrics[name]["AP"], "AP50": metrics[name]["AP50"],
                     "AR": metrics[name]["AR"], "persons": metrics[name]["persons"], **latency[name],
                     "size_bytes": os.path.getsize(ctx.path(onnx)), "params": source["params"],
@@ -36,6 +37,25 @@ def rows(ctx: Context) -> list[dict]:
     for r in out:
         r["speedup_vs_student_fp32_b1"] = base["ms_per_person_b1"] / r["ms_per_person_b1"]
     return out
+
+
+def recommend(table: list[dict]) -> tuple[dict, dict[str, str]]:
+    """The variant to deploy on this CPU: the lowest batch-1 latency among those within 1 AP point of the distilled
+    student; a quantized variant that is not faster than the variant it was made from is left out (with why)."""
+    by = {r["variant"]: r for r in table}
+    floor = by["student_fp32"]["AP"] - 0.01
+    left_out: dict[str, str] = {}
+    candidates = []
+    for r in table:
+        source = by.get(r["source"] or "")
+        if r["AP"] < floor:
+            left_out[r["variant"]] = f"AP {r['AP']:.3f} is more than 1 point below the distilled student's"
+        elif r["precision"] != "fp32" and source and r["ms_per_person_b1"] >= source["ms_per_person_b1"]:
+            left_out[r["variant"]] = (f"{r['precision'].upper()} is not faster than {source['variant']} on this CPU "
+                                      f"({r['ms_per_person_b1']:.2f} vs {source['ms_per_person_b1']:.2f} ms/person)")
+        else:
+            candidates.append(r)
+    return min(candidates, key=lambda r: r["ms_per_person_b1"]), left_out
 
 
 def plot(ctx: Context, table: list[dict], batches: list[int]) -> None:
@@ -105,7 +125,10 @@ def _plural(n: int, word: str) -> str:
 def notes(ctx: Context, bench: dict, table: list[dict]) -> list[str]:
     """What the numbers mean (and do not); the last ones depend on what was measured."""
     p = ctx.profile
-    size = (f"{p.data.train} train / {p.data.val} val synthetic images, teacher {_plural(p.teacher.epochs, 'epoch')}, "
+    level = ("easy level: one large upright person facing the camera per image, little clutter, no occluders"
+             if p.data.level == "easy" else "hard level: 1-4 persons, clutter, distractors, occluders")
+    size = (f"{p.data.train} train / {p.data.val} val synthetic images ({level}), "
+            f"input {p.card['input_size'][0]}x{p.card['input_size'][1]}, teacher {_plural(p.teacher.epochs, 'epoch')}, "
             f"student {_plural(p.student.epochs, 'epoch')}, pruning fine-tuned {_plural(p.prune.epochs, 'epoch')}")
     if p.low_accuracy:
         first = (f"**Accuracy is low by design.** The '{p.name}' profile ({size}) exercises every stage, it does "
@@ -122,6 +145,10 @@ def notes(ctx: Context, bench: dict, table: list[dict]) -> list[str]:
            f"variant runs each batch size ({', '.join(map(str, s['batches']))}) once, in turn, after {s['warmup']} "
            f"warm-up runs; load average at the time {load} (other processes on the machine inflate these numbers)."]
     by = {r["variant"]: r for r in table}
+    alone, distilled = by["student_alone_fp32"]["AP"], by["student_fp32"]["AP"]
+    out.append(f"Distillation: the student trained alone reaches AP {alone:.3f}; the same student, schedule and seed "
+               f"distilled from the teacher ({by['teacher_fp32']['AP']:.3f}) reaches {distilled:.3f} "
+               f"({100 * (distilled - alone):+.1f} points).")
     col = f"ms_per_person_b{max(s['batches'])}"  # the largest batch: the steadiest numbers
     if by["pruned_fp32"][col] >= 0.95 * by["student_fp32"][col]:
         cut = 1 - by["pruned_fp32"]["gflops"] / by["student_fp32"]["gflops"]
@@ -159,6 +186,11 @@ def markdown(ctx: Context, record: dict) -> str:
     lines = [f"# edgepose quickstart: profile '{ctx.profile.name}'", "", *(f"> {n}" for n in record["notes"][:1]), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += [_fmt_row(r, batches) for r in record["variants"]]
+    best = record["recommended"]
+    lines += ["", "## Recommended for this CPU", "",
+              f"**{best['variant']}**: AP {best['AP']:.3f}, {best['ms_per_person_b1']:.2f} ms/person at batch 1 (the "
+              "fastest variant within 1 AP point of the distilled student).", "", "```bash", best["command"], "```"]
+    lines += [f"- left out: {name}: {why}" for name, why in record["left_out_of_recommendation"].items()]
     lines += ["", "Parity: FP32 ONNX vs its checkpoint (deploy.verify, FP32 tolerances); FP16/INT8 vs the pruned FP32 "
               "ONNX with the precision's tolerances. GFLOPs are multiply-accumulates at the input size.", "",
               f"![accuracy vs latency]({PLOTS['accuracy_vs_latency']})", "", f"![latency]({PLOTS['latency']})", ""]
@@ -183,6 +215,14 @@ def _engines_line(engines: dict) -> str:
     return "; ".join(f"{k}: {v.get('engine') or v.get('error')}" for k, v in engines["engines"].items())
 
 
+def _recommendation(ctx: Context, table: list[dict]) -> dict:
+    best, left_out = recommend(table)
+    return {"recommended": {"variant": best["variant"], "onnx": best["onnx"], "AP": best["AP"],
+                            "ms_per_person_b1": best["ms_per_person_b1"],
+                            "command": f"edgepose predict IMAGES_OR_VIDEO --model {ctx.path(best['onnx'])}"},
+            "left_out_of_recommendation": left_out}
+
+
 def run_report(ctx: Context, resume: bool) -> list[str]:
     """Write report.json, the plots and report.md."""
     from compress.config import to_dict
@@ -202,6 +242,7 @@ def run_report(ctx: Context, resume: bool) -> list[str]:
                                               "engine", "ap_before", "ap_after")},
               "engines": load_output(ctx, "engines/engines.json"), "stages": stages,
               "stage_seconds_total": sum(s["seconds"] for s in stages), "commands": commands(ctx),
+              **_recommendation(ctx, table),
               "notes": notes(ctx, bench, table), "plots": dict(PLOTS)}
     plot(ctx, table, bench["settings"]["batches"])
     atomic_write_text(ctx.path("report.json"), json.dumps(record, indent=2, default=str) + "\n")

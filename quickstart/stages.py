@@ -23,12 +23,17 @@ from quickstart.config import QuickstartProfile, TrainStage
 # Every model the report compares: name -> (ONNX file, checkpoint it came from, precision). Relative to OUT.
 VARIANTS = {
     "teacher_fp32": ("export/teacher.onnx", "teacher/last.pth", "fp32"),
+    "student_alone_fp32": ("export/student_alone.onnx", "student_alone/last.pth", "fp32"),
     "student_fp32": ("export/student.onnx", "student/last.pth", "fp32"),
     "pruned_fp32": ("export/pruned.onnx", "pruned/pruned.pth", "fp32"),
     "pruned_fp16": ("quantize/pruned_fp16.onnx", "pruned/pruned.pth", "fp16"),
     "pruned_int8": ("quantize/pruned_int8.onnx", "pruned/pruned.pth", "int8"),
 }
-EXPORTS = {"teacher": "teacher/last.pth", "student": "student/last.pth", "pruned": "pruned/pruned.pth"}
+# The variant each one was made from (None: trained); the distilled student learnt from the teacher.
+SOURCES = {"teacher_fp32": None, "student_alone_fp32": None, "student_fp32": None, "pruned_fp32": "student_fp32",
+           "pruned_fp16": "pruned_fp32", "pruned_int8": "pruned_fp32"}
+EXPORTS = {"teacher": "teacher/last.pth", "student_alone": "student_alone/last.pth", "student": "student/last.pth",
+           "pruned": "pruned/pruned.pth"}
 
 
 @dataclass
@@ -66,7 +71,7 @@ def run_data(ctx: Context, resume: bool) -> list[str]:
     from compress.data.synthetic import generate
 
     d = ctx.profile.data
-    generate(ctx.out / "data", d.train, d.val, seed=d.seed, progress=ctx.progress, workers=d.workers)
+    generate(ctx.out / "data", d.train, d.val, seed=d.seed, progress=ctx.progress, workers=d.workers, level=d.level)
     return ["data"]
 
 
@@ -103,6 +108,16 @@ def run_teacher(ctx: Context, resume: bool) -> list[str]:
     return ["teacher/last.pth"]
 
 
+def run_student_alone(ctx: Context, resume: bool) -> list[str]:
+    """Train the student without a teacher: the same model, schedule and seed as the distilled one (the baseline
+    that shows what distillation adds)."""
+    from compress.train.loop import train
+
+    config = train_config(ctx, ctx.profile.student, "student_alone")
+    train(config, resume="auto" if resume else False, progress=ctx.progress)
+    return ["student_alone/last.pth"]
+
+
 def run_student(ctx: Context, resume: bool) -> list[str]:
     """Distil the student from the teacher (resumable)."""
     from compress.train.loop import train
@@ -134,7 +149,7 @@ def _parity(report) -> dict:
 
 
 def run_export(ctx: Context, resume: bool) -> list[str]:
-    """FP32 ONNX of the teacher, student and pruned student, each parity-checked against its checkpoint."""
+    """FP32 ONNX of the teacher, both students and the pruned student, each parity-checked against its checkpoint."""
     from compress.checkpoint import load_model
     from compress.models.complexity import count_flops, count_params
     from compress.progress import bar

@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--workers", type=int, help="processes (default: the CPU count, at most 8)")
     synth.add_argument("--force", action="store_true", help="replace a dataset made with other parameters in DIR")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.add_argument("--level", choices=("easy", "hard"), default="hard",
+                       help="hard (default): 1-4 persons, clutter, distractors, occluders; easy: one large person")
     parser.set_defaults(data_usage=parser.format_usage)
 
 
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from compress.data.synthetic import generate
 
     summary = generate(args.out, args.train, args.val, seed=args.seed, image_size=args.size,
-                       progress=not args.quiet, workers=args.workers, force=args.force)
+                       progress=not args.quiet, workers=args.workers, force=args.force, level=args.level)
     if summary["skipped"]:
         print(f"{args.out} already holds this dataset (seed {args.seed}, {args.train} train + {args.val} val); "
               "nothing to do")

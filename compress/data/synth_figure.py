@@ -73,9 +73,10 @@ def _u(rng, lo, hi, size=None):
     return rng.uniform(np.deg2rad(lo), np.deg2rad(hi), size)
 
 
-def sample_pose(rng: np.random.Generator) -> Pose:
-    """A random pose within the joint limits: standing, walking, free, sitting/crouching or reaching."""
-    mode = rng.choice(5, p=[0.4, 0.3, 0.06, 0.12, 0.12])
+def sample_pose(rng: np.random.Generator, easy: bool = False) -> Pose:
+    """A random pose within the joint limits: standing, walking, free, sitting/crouching or reaching. ``easy``:
+    standing or walking, upright, facing the camera (no front/back left-right ambiguity)."""
+    mode = rng.choice(2, p=[0.55, 0.45]) if easy else rng.choice(5, p=[0.4, 0.3, 0.06, 0.12, 0.12])
     lo, hi = np.deg2rad(ARM_LIMITS.T)
     arms = np.stack([_u(rng, -20, 35, 2), _u(rng, 0, 30, 2), _u(rng, -10, 60, 2), _u(rng, 0, 50, 2)], axis=1)
     legs = np.stack([_u(rng, -10, 15, 2), _u(rng, -5, 15, 2), _u(rng, 0, 20, 2)], axis=1)
@@ -99,7 +100,7 @@ def sample_pose(rng: np.random.Generator) -> Pose:
         for s in (0, 1):
             if side in (s, 2):
                 arms[s] = [_u(rng, 50, 180), _u(rng, 0, 150), _u(rng, -30, 90), _u(rng, 0, 130)]
-    kind = rng.random()
+    kind = 0.0 if easy else rng.random()
     if kind < 0.88:
         roll = rng.normal(0.0, np.deg2rad(7))
     elif kind < 0.97:
@@ -107,7 +108,10 @@ def sample_pose(rng: np.random.Generator) -> Pose:
     else:
         roll = _u(rng, 65, 115) * rng.choice([-1, 1])
     # Mostly facing towards or away from the camera (as people in robot footage mostly do), some in profile.
-    yaw = rng.normal(rng.choice([0.0, np.pi]), np.deg2rad(35)) if rng.random() < 0.75 else rng.uniform(0, 2 * np.pi)
+    if easy:
+        yaw = rng.normal(0.0, np.deg2rad(20))
+    else:
+        yaw = rng.normal(rng.choice([0.0, np.pi]), np.deg2rad(35)) if rng.random() < 0.75 else rng.uniform(0, 2 * np.pi)
     return Pose(
         yaw=float(yaw), roll=float(roll), lean=float(lean), bend=float(_u(rng, -12, 12)),
         twist=float(_u(rng, -30, 30)), head=(float(_u(rng, -50, 50)), float(_u(rng, -25, 25)),

@@ -19,6 +19,10 @@ of the head (x = y = 0, as COCO leaves such points unlabelled), 1 covered by an 
 part of the same person, 2 visible. bbox: the tight box of the person's whole drawn figure, occluded parts
 included, clipped to the image, in edgepose's pixel convention (pixel centres at integers, so a box edge lies at
 -0.5 for the first column); area: the figure's pixel count inside the image (COCO's area is a mask area too).
+
+Levels: "hard" (the above; the distillation benchmark's set) and "easy" (one large person fully inside the image,
+little clutter, no distractor sticks, no occluders: a task a small model learns in minutes on a CPU, for the
+quickstart's fast profile). "hard" images are byte-identical to those of datasets made before levels existed.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ DEFAULT_SIZE = (320, 240)  # width, height
 JPEG_QUALITY = 90
 SPLITS = ("train", "val")
 CHUNK = 500  # images per resumable part
+LEVELS = ("easy", "hard")
 OCCLUDER = 1  # label of occluders; person p has labels 16 * (p + 1) + part
 CATEGORY = {"id": 1, "name": "person", "supercategory": "person", "keypoints": list(KEYPOINTS),
             "skeleton": [[a + 1, b + 1] for a, b in SKELETON]}
@@ -176,16 +181,21 @@ def _iou(a, b) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
 
 
-def _layout(rng, w: int, h: int) -> list:
-    """1-4 placed figures, ordered far to near (smaller ones mostly further away)."""
-    count = int(rng.choice([1, 2, 3, 4], p=[0.2, 0.35, 0.3, 0.15]))
+def _layout(rng, w: int, h: int, easy: bool = False) -> list:
+    """1-4 placed figures, ordered far to near (smaller ones mostly further away); ``easy``: one large figure
+    fully inside the image."""
+    count = 1 if easy else int(rng.choice([1, 2, 3, 4], p=[0.2, 0.35, 0.3, 0.15]))
     placed, boxes = [], []
     for _ in range(count):
-        fig = build_figure(sample_pose(rng), rng, sample_style(rng))
-        scale = float(np.exp(rng.uniform(np.log(0.3 * h), np.log(0.95 * h))))
+        fig = build_figure(sample_pose(rng, easy), rng, sample_style(rng))
+        low = 0.6 if easy else 0.3
+        scale = float(np.exp(rng.uniform(np.log(low * h), np.log(0.95 * h))))
         ext = fig.extent() * scale
         bw, bh = ext[2] - ext[0], ext[3] - ext[1]
-        truncated = rng.random() < 0.3
+        if easy and (bw > w or bh > h):  # keep the whole figure inside
+            shrink = 0.95 * min(w / bw, h / bh)
+            scale, ext, bw, bh = scale * shrink, ext * shrink, bw * shrink, bh * shrink
+        truncated = rng.random() < 0.3 and not easy
         for _ in range(10):
             if truncated:  # centre anywhere that keeps roughly a third of the box inside
                 cx, cy = rng.uniform(-0.2 * bw, w + 0.2 * bw), rng.uniform(-0.2 * bh, h + 0.2 * bh)
@@ -218,20 +228,23 @@ def _annotate(fig, labels: np.ndarray, mask: np.ndarray, base: int) -> dict | No
 
 
 def render_scene(seed: int, split: str, index: int, size: tuple[int, int] = DEFAULT_SIZE,
-                 with_background: bool = False) -> Scene:
+                 with_background: bool = False, level: str = "hard") -> Scene:
     """Render image ``index`` of ``split`` deterministically; ``size`` is (width, height). ``with_background``
-    also returns the scene without its persons and occluders (same finish), for checks."""
+    also returns the scene without its persons and occluders (same finish), for checks. ``level``: see LEVELS."""
+    if level not in LEVELS:
+        raise InputError(f"level must be one of {list(LEVELS)}, got {level!r}")
+    easy = level == "easy"
     rng = image_rng(seed, split, index)
     w, h = size
     canvas = _background(rng, w, h)
-    _clutter(rng, canvas, int(rng.integers(4, 20)))
+    _clutter(rng, canvas, int(rng.integers(0, 4)) if easy else int(rng.integers(4, 20)))
     labels = np.zeros((h, w), np.int16)
     painter = Painter(canvas, labels)
-    for _ in range(int(rng.integers(0, 5))):
+    for _ in range(0 if easy else int(rng.integers(0, 5))):
         _stick(rng, painter, h * rng.uniform(0.3, 0.9), None)
     background = canvas.copy() if with_background else None
-    figures = _layout(rng, w, h)
-    occluders = int(rng.choice([0, 1, 2], p=[0.5, 0.35, 0.15]))
+    figures = _layout(rng, w, h, easy)
+    occluders = 0 if easy else int(rng.choice([0, 1, 2], p=[0.5, 0.35, 0.15]))
     occ_after = set(rng.integers(0, len(figures), occluders).tolist())
     masks = []
     for i, fig in enumerate(figures):
@@ -263,8 +276,8 @@ def render_scene(seed: int, split: str, index: int, size: tuple[int, int] = DEFA
 
 def _make_image(job: tuple) -> list[dict]:
     """Worker: render one image, write its JPEG atomically, return its people as JSON-ready dicts."""
-    seed, split, index, size, path = job
-    scene = render_scene(seed, split, index, size)
+    seed, split, index, size, path, level = job
+    scene = render_scene(seed, split, index, size, level=level)
     ok, buf = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise InputError(f"OpenCV could not encode {path}")
@@ -360,7 +373,7 @@ def _check(out_dir: str, params: dict, force: bool) -> bool:
         raise InputError(f"{out_dir} is not empty and holds no synth.json: give --out a new or empty directory")
     with open(meta_path, encoding="utf-8") as fh:
         meta = json.load(fh)
-    recorded = {k: meta.get(k) for k in params}
+    recorded = {k: meta.get(k, "hard" if k == "level" else None) for k in params}  # older sets: no level, hard
     if recorded != params:
         diff = ", ".join(f"{k} {recorded[k]} -> {v}" for k, v in params.items() if recorded[k] != v)
         if not force:
@@ -378,9 +391,12 @@ def _check(out_dir: str, params: dict, force: bool) -> bool:
 
 def generate(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int = 0,
              image_size: tuple[int, int] = DEFAULT_SIZE, progress: bool = True, workers: int | None = None,
-             force: bool = False) -> dict:
+             force: bool = False, level: str = "hard") -> dict:
     """Write the dataset (see the module docstring); returns a summary. Same parameters again: a quick no-op;
-    an interrupted run resumes from its last finished chunk; ``image_size`` is (width, height)."""
+    an interrupted run resumes from its last finished chunk; ``image_size`` is (width, height); ``level``: "hard"
+    or "easy" (see the module docstring)."""
+    if level not in LEVELS:
+        raise InputError(f"level must be one of {list(LEVELS)}, got {level!r}")
     for name, value in (("num_train", num_train), ("num_val", num_val), ("seed", seed)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise InputError(f"{name} must be a non-negative integer, got {value!r}")
@@ -393,7 +409,7 @@ def generate(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int
         raise InputError(f"image_size must be (width, height) with each side in 64..4096, got {image_size!r}")
     out_dir = os.fspath(out_dir)
     params = {"generator": "edgepose.synthetic", "version": VERSION, "seed": int(seed), "num_train": int(num_train),
-              "num_val": int(num_val), "image_size": list(size), "jpeg_quality": JPEG_QUALITY}
+              "num_val": int(num_val), "image_size": list(size), "jpeg_quality": JPEG_QUALITY, "level": level}
     summary = {"out_dir": out_dir, **params}
     started = time.perf_counter()
     if _check(out_dir, params, force):
@@ -417,7 +433,7 @@ def generate(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int
                         per_image += json.load(fh)
                     bar.update(min(CHUNK, count - start))
                     continue
-                jobs = [(int(seed), split, i, size, os.path.join(out_dir, split, f"{i:06d}.jpg"))
+                jobs = [(int(seed), split, i, size, os.path.join(out_dir, split, f"{i:06d}.jpg"), level)
                         for i in range(start, min(start + CHUNK, count))]
                 people = runner.run(jobs)
                 made += len(jobs)

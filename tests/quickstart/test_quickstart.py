@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edgepose.errors import InputError
 from quickstart import cli as quickstart
@@ -76,7 +77,8 @@ def test_micro_run_writes_every_stage_output_and_the_report(micro):
     assert micro.seconds < 60, f"the micro profile took {micro.seconds:.1f} s"
     assert actions(micro.first) == {name: "ran" for name in ORDER}
     out = micro.out
-    for rel in ("data/synth.json", "teacher/last.pth", "teacher/config.yaml", "student/last.pth",
+    for rel in ("data/synth.json", "teacher/last.pth", "teacher/config.yaml", "student_alone/last.pth",
+                "student_alone/config.yaml", "student/last.pth",
                 "student/config.yaml", "pruned/pruned.pth", "pruned/job.yaml", "pruned/report.json",
                 "export/export.json", "quantize/quantize.json", "engines/engines.json", "eval/metrics.json",
                 "bench/latency.json", "plots/accuracy_vs_latency.png", "plots/latency.png", "report.md"):
@@ -92,11 +94,27 @@ def test_micro_run_writes_every_stage_output_and_the_report(micro):
     assert by["pruned_fp32"]["gflops"] < by["student_fp32"]["gflops"] < by["teacher_fp32"]["gflops"]
     assert by["student_fp32"]["parity"]["passed"] and by["pruned_fp32"]["parity"]["passed"]
     assert report["engines"]["skipped"] or report["engines"]["engines"]
+    # the student alone: same model and schedule as the distilled one, no teacher
+    alone = yaml.safe_load((out / "student_alone" / "config.yaml").read_text())
+    distilled = yaml.safe_load((out / "student" / "config.yaml").read_text())
+    assert alone["distill"] is None and distilled["distill"]["teacher"].endswith("teacher/last.pth")
+    assert {k: v for k, v in alone.items() if k not in ("distill", "out_dir")} == \
+        {k: v for k, v in distilled.items() if k not in ("distill", "out_dir")}
+    assert by["student_alone_fp32"]["gflops"] == by["student_fp32"]["gflops"]
+    assert [by[v]["source"] for v in ("teacher_fp32", "student_alone_fp32", "student_fp32", "pruned_fp32",
+                                      "pruned_fp16", "pruned_int8")] == \
+        [None, None, None, "student_fp32", "pruned_fp32", "pruned_fp32"]
+    best = report["recommended"]
+    assert best["variant"] in VARIANTS and best["AP"] >= by["student_fp32"]["AP"] - 0.01
+    eligible = [r for r in report["variants"] if r["variant"] not in report["left_out_of_recommendation"]]
+    assert best["ms_per_person_b1"] == min(r["ms_per_person_b1"] for r in eligible)
+    assert best["command"].startswith("edgepose predict ") and best["onnx"] in best["command"]
     assert [s["stage"] for s in report["stages"]] == ORDER[:-1]
     text = (out / "report.md").read_text()
     for name in VARIANTS:
         assert sum(line.startswith(f"| {name} |") for line in text.splitlines()) == 1, name
     assert "Accuracy is low by design" in text and "## Machine" in text and "edgepose prune" in text
+    assert "## Recommended for this CPU" in text and "Distillation: the student trained alone reaches AP" in text
     assert "skipped: no TensorRT" in text or "engines/" in text
 
 
@@ -122,7 +140,7 @@ def test_cli_rerun_with_a_profile_file_skips_everything(micro, tmp_path, capsys)
     args = parser.parse_args(["--config", str(path), "--out", str(micro.out), "--no-progress"])
     assert quickstart.run(args) == 0
     printed = capsys.readouterr().out
-    assert "0 of 10 stages ran" in printed and "pruned_int8" in printed
+    assert "0 of 11 stages ran" in printed and "pruned_int8" in printed
     with pytest.raises(SystemExit):
         parser.parse_args(["--fast", "--config", str(path)])
 
