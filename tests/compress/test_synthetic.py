@@ -277,3 +277,25 @@ def test_cli(tmp_path, capsys):
     assert cli_data.run(parser.parse_args([])) == 1
     with pytest.raises(SystemExit):
         parser.parse_args(["synth", "--out", "x", "--size", "big"])
+
+
+def test_easy_level_draws_one_whole_upright_person_and_hard_is_unchanged():
+    import hashlib
+
+    # hard (the default) renders exactly the bytes it did before levels existed (digest taken before the change)
+    hard = render_scene(3, "train", 5).image
+    digest = "1fd5ca36a32d34ea24a4cb78152a67cef2f70bbdfafa2b359a2273fa8ee907bd"
+    assert hashlib.sha256(hard.tobytes()).hexdigest() == digest
+    w, h = 320, 240
+    for index in range(12):
+        scene = render_scene(3, "train", index, level="easy")
+        assert len(scene.people) == 1, index
+        x, y, bw, bh = scene.people[0]["bbox"]
+        assert x >= -0.5 and y >= -0.5 and x + bw <= w - 0.5 and y + bh <= h - 0.5, index  # fully inside
+        assert bh >= 0.4 * h, index  # large
+        kps = scene.people[0]["keypoints"]
+        assert (kps[:, 2] > 0).sum() >= 12, index  # most keypoints labelled (no occluders, facing the camera)
+    with pytest.raises(InputError, match="level must be one of"):
+        render_scene(3, "train", 0, level="medium")
+    with pytest.raises(InputError, match="level must be one of"):
+        generate("unused", 1, 1, level="medium")
