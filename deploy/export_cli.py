@@ -4,6 +4,7 @@
     edgepose export runs/x/best.pth --out model.onnx --batch 4       # a fixed batch of 4
     edgepose export runs/x/best.pth --out model.ts --torch torchscript
     edgepose export runs/x/best.pth --target jetson --out BUNDLE/ --calib-ann A.json --calib-images DIR
+    edgepose export rtmpose-s_coco.pth --arch rtmpose_s --out rtmpose_s.onnx    # an MMPose checkpoint (1.x or 0.x)
 
 The checkpoint is loaded once: the same model is exported and is the reference of the parity check, and its card
 is passed down to calibration and the bundle. The export is checked before it is renamed into place
@@ -29,7 +30,9 @@ HELP = "export a checkpoint to ONNX (card embedded, parity-checked), a torch pro
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgepose export``."""
     writable = sorted(s for s, f in FORMATS.items() if f.export)
-    parser.add_argument("checkpoint", help="a training checkpoint (edgepose train / distill / prune)")
+    parser.add_argument("checkpoint", help="a training checkpoint (edgepose train / distill / prune), or an MMPose "
+                                           "checkpoint with --arch")
+    add_mmpose_arguments(parser)
     parser.add_argument("--out", required=True,
                         help=f"output file ({', '.join(writable)}; the suffix picks the format) or folder "
                              "(--target jetson)")
@@ -43,6 +46,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-ann", help="(jetson) COCO annotations for INT8 calibration")
     parser.add_argument("--calib-images", help="(jetson) image folder for INT8 calibration")
     parser.add_argument("--num", type=int, default=64, help="(jetson) calibration crops")
+
+
+def add_mmpose_arguments(parser: argparse.ArgumentParser) -> None:
+    """--arch / --input-size / --card: read the checkpoint as MMPose's (the card its COCO config implies)."""
+    from compress.models.mmpose_cards import MMPOSE_CODECS
+
+    parser.add_argument("--arch", choices=sorted(MMPOSE_CODECS),
+                        help="the checkpoint is MMPose's (1.x or 0.x layout) of this architecture")
+    parser.add_argument("--input-size", type=_size, metavar="WxH", help="(--arch) model input, default 192x256")
+    parser.add_argument("--card", help="(--arch) model card (YAML/JSON) instead of the one MMPose's config implies")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 192x256, got {text!r}") from None
+    if w < 32 or h < 32:
+        raise argparse.ArgumentTypeError(f"input size must be at least 32x32, got {text!r}")
+    return w, h
+
+
+def load_source(args: argparse.Namespace) -> tuple[object, ModelCard]:
+    """The model to export (loaded once) and its card: an edgepose checkpoint, or MMPose's with --arch."""
+    if args.arch is None:
+        if args.input_size or args.card:
+            raise InputError("--input-size and --card describe an MMPose checkpoint: give its --arch too")
+        from compress.checkpoint import load_model
+
+        model, card, _ = load_model(args.checkpoint)
+        return model, card
+    from compress.models.mmpose_import import load_mmpose_model
+
+    card = ModelCard.from_file(args.card) if args.card else None
+    size = args.input_size or (tuple(card.input_size) if card else (192, 256))
+    return load_mmpose_model(args.checkpoint, args.arch, size, card)
 
 
 def parity_check(model, card: ModelCard, checkpoint: str, out: str, no_verify: bool) -> Callable[[str], None] | None:
@@ -83,11 +122,9 @@ def _kind(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Export as asked."""
-    from compress.checkpoint import load_model
-
     if args.target != "jetson":
         kind = _kind(args)
-    model, card, _ = load_model(args.checkpoint)
+    model, card = load_source(args)
     if args.target == "jetson":
         from deploy.export import export_model
         from deploy.quantize.calibration import CalibrationImages
