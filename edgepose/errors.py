@@ -52,3 +52,8 @@ class ConfigError(EdgePoseError, ValueError):
 
 class CheckpointError(EdgePoseError):
     """A checkpoint cannot be read, or does not match the architecture it is loaded into."""
+
+
+class WriteError(EdgePoseError, OSError):
+    """An output cannot be written: a read-only or full disk, a file where a folder should be (or the other way), or
+    another run holding the output folder."""

@@ -32,7 +32,8 @@ def read_card(path: str | os.PathLike) -> ModelCard:
 def embed_card(src: str | os.PathLike, card: ModelCard, dst: str | os.PathLike) -> None:
     """Write a copy of ``src`` with ``card`` in its metadata (replacing any old card), atomically.
 
-    The card is checked against the model's tensors first, so a contradicting card is never embedded.
+    The card is checked against the model's tensors first, and read back from the written copy before that is
+    renamed to ``dst``, so a contradicting or unreadable card never reaches ``dst``.
     """
     from edgepose.backends.onnxruntime import OnnxRuntimeBackend
     from edgepose.contract import bind
@@ -49,5 +50,5 @@ def embed_card(src: str | os.PathLike, card: ModelCard, dst: str | os.PathLike) 
     entry.key, entry.value = CARD_KEY, card.to_json()
     with atomic_path(dst) as tmp:
         onnx.save(model, tmp)
-    if read_card(dst) != card:  # pragma: no cover - would be a bug in the writer
-        raise CardError(f"card read back from {dst} differs from the one written")
+        if read_card(tmp) != card:  # pragma: no cover - would be a bug in the writer
+            raise CardError(f"card read back from {dst} differs from the one written")

@@ -16,8 +16,9 @@ from edgepose.backends import Backend, open_backend
 from edgepose.card import ModelCard
 from edgepose.coco.layout import flip_index
 from edgepose.codecs import build_codec
-from edgepose.contract import bind, card_from_metadata
-from edgepose.errors import InputError
+from edgepose.contract import bind
+from edgepose.errors import CardError, InputError
+from edgepose.foreign import card_for_model, resolve_model
 from edgepose.pose_nms import pose_nms
 from edgepose.poses import Poses
 from edgepose.preprocess import Cropper, validate_frame
@@ -44,6 +45,29 @@ def decode_to_frame(codec, outputs: dict[str, np.ndarray], affine: Affine) -> tu
     return affine.inverse().apply(xy).astype(np.float32), scores.astype(np.float32)
 
 
+def as_card(card: object) -> ModelCard:
+    """A ModelCard from a ModelCard, a dict of its fields, or a YAML/JSON file path; CardError for anything else."""
+    if isinstance(card, ModelCard):
+        return card
+    if isinstance(card, dict):
+        return ModelCard.from_dict(card)
+    if isinstance(card, (str, os.PathLike)):
+        return ModelCard.from_file(card)
+    raise CardError(f"card must be a ModelCard, a dict of card fields or a YAML/JSON file path, got "
+                    f"{type(card).__name__}")
+
+
+def _check_arguments(model: object, detector: object, pose_nms: object) -> None:
+    """InputError (not a TypeError deep inside) for a model, detector or pose_nms of the wrong kind."""
+    if not isinstance(model, (str, os.PathLike, Backend)):
+        raise InputError(f"model must be a model file path or an open Backend, got {type(model).__name__}")
+    if detector is not None and not (callable(detector) or isinstance(detector, (str, os.PathLike))):
+        raise InputError(f"detector must be a detector file path or a callable frame -> (boxes, scores), got "
+                         f"{type(detector).__name__}")
+    if pose_nms is not None and not (isinstance(pose_nms, (int, float)) and 0 <= pose_nms <= 1):
+        raise InputError(f"pose_nms must be an OKS threshold between 0 and 1 (or None), got {pose_nms!r:.50}")
+
+
 def _empty_poses(k: int, meta: dict) -> Poses:
     return Poses(np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32), np.zeros((0, 4), np.float32),
                  np.zeros((0,), np.float32), meta)
@@ -52,10 +76,12 @@ def _empty_poses(k: int, meta: dict) -> Poses:
 class PoseEstimator:
     """Top-down pose estimation on BGR frames.
 
-    ``model`` is a model path (backend chosen by suffix) or an open Backend. The card comes from ``card`` (a
-    ModelCard or a YAML/JSON path) when given, else from the model's embedded metadata. ``detector`` (a path or a
-    callable ``frame -> (boxes, scores)``) finds persons when the caller gives no boxes. Pose NMS (OKS threshold
-    ``pose_nms``) removes duplicate poses of detector boxes; caller boxes are kept as given.
+    ``model`` is a model path (backend chosen by suffix), an MMDeploy SDK model folder or an open Backend. The card
+    comes from ``card`` (a ModelCard, a dict of its fields or a YAML/JSON path) when given, else from the model's
+    embedded metadata, else from the MMDeploy folder's pipeline.json, else (with an ``InferredCardWarning``) from the
+    output shapes of a bare RTMPose SimCC model (``edgepose.foreign``).
+    ``detector`` (a path or a callable ``frame -> (boxes, scores)``) finds persons when the caller gives no boxes.
+    Pose NMS (OKS threshold ``pose_nms``) removes duplicate poses of detector boxes; caller boxes are kept as given.
 
     Thread safety: one estimator may be shared by threads. With the CPU crop (per-thread buffers) and ONNX
     Runtime (thread-safe sessions) calls run in parallel; other backends and the GPU crop are serialised by a lock.
@@ -65,7 +91,12 @@ class PoseEstimator:
     ``crop="cuda"`` crops on the GPU with the fused kernel (``edgepose.cuda.crop.CudaCropper``) straight into
     device memory that the backend reads without a host round trip (backends with ``infer_device``: TensorRT,
     PyTorch on CUDA); it shares the backend's CUDA context and stream when the backend has them.
+
+    Many persons are cropped, inferred and decoded ``max_batch`` at a time (memory stays bounded for any number of
+    boxes; each person's result does not depend on the others). Set the attribute to change it.
     """
+
+    max_batch: int = 64
 
     def __init__(
         self,
@@ -84,20 +115,20 @@ class PoseEstimator:
         self._lock = threading.Lock()
         # Close only what this estimator opened; backends and detectors passed in belong to the caller.
         self._owned: list = []
-        self.backend = model if isinstance(model, Backend) else self._own(open_backend(model, **options))
+        card = None if card is None else as_card(card)  # a ModelCard, a dict of its fields or a file
+        _check_arguments(model, detector, pose_nms)
+        model, folder = resolve_model(model)  # an MMDeploy SDK folder: its net file; the card comes from the folder
+        opening = options if card is None else {**options, "card": card}  # the explicit card opens any format
+        self.backend = model if isinstance(model, Backend) else self._own(open_backend(model, **opening))
         try:
-            self._setup(card, detector, flip, pose_nms, options)
+            self._setup(card, detector, flip, pose_nms, options, folder)
         except BaseException:
             self.close()
             raise
 
-    def _setup(self, card, detector, flip: bool, pose_nms: float | None, options: dict) -> None:
+    def _setup(self, card, detector, flip: bool, pose_nms: float | None, options: dict, folder: str | None) -> None:
         source = getattr(self.backend, "path", "model")
-        if card is None:
-            card = card_from_metadata(self.backend.metadata, source)
-        elif not isinstance(card, ModelCard):
-            card = ModelCard.from_file(card)
-        self.card = card
+        card = self.card = card_for_model(self.backend, source, folder) if card is None else as_card(card)
         self.binding = bind(card, self.backend, source)
         self.codec = build_codec(card)
         self.cropper = Cropper(card, self.binding.input.dtype)
@@ -214,6 +245,30 @@ class PoseEstimator:
             options = dataclasses.replace(options, **overrides)
         return PoseStream(self, source, options)
 
+    def _estimate(self, frame: np.ndarray, boxes: np.ndarray, timings: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (N,K,2) and scores (N,K) of (N,4) valid boxes, ``max_batch`` persons at a time; stage times
+        are added to ``timings``."""
+        affine = self.cropper.affine(boxes) if self.gpu_cropper is None else None
+        step = max(1, int(self.max_batch))
+        parts = []
+        for start in range(0, len(boxes), step):
+            t1 = time.perf_counter()
+            with self._serial:
+                if self.gpu_cropper is not None:
+                    outputs, part, t2 = self._infer_on_device(frame, boxes[start:start + step], timings)
+                else:
+                    part = affine[start:start + step]
+                    batch = self.cropper.warp(frame, part, reuse=True)
+                    t2 = time.perf_counter()
+                    outputs = self.infer(batch)
+            t3 = time.perf_counter()
+            parts.append(self.decode(outputs, part))
+            if self.gpu_cropper is None:
+                timings["crop"] += t2 - t1
+                timings["infer"] += t3 - t2
+            timings["decode"] += time.perf_counter() - t3
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
     def __call__(self, frame: np.ndarray, boxes: np.ndarray | None = None,
                  box_scores: np.ndarray | None = None, nms: bool | None = None) -> Poses:
         """Estimate the poses of the persons in ``frame``: those in ``boxes`` (N,4 xyxy) or the detector's.
@@ -235,18 +290,7 @@ class PoseEstimator:
         timings["detect"] = t1 - t0
         if len(boxes) == 0:
             return _empty_poses(self.card.num_keypoints, meta)
-        with self._serial:
-            if self.gpu_cropper is not None:
-                outputs, affine, t2 = self._infer_on_device(frame, boxes, timings)
-            else:
-                batch, affine = self.crop(frame, boxes)
-                t2 = time.perf_counter()
-                outputs = self.infer(batch)
-        t3 = time.perf_counter()
-        xy, scores = self.decode(outputs, affine)
-        if self.gpu_cropper is None:
-            timings.update(crop=t2 - t1, infer=t3 - t2)
-        timings["decode"] = time.perf_counter() - t3
+        xy, scores = self._estimate(frame, boxes, timings)
         poses = Poses(xy, scores, boxes.astype(np.float32), box_scores, meta)
         if nms is None:
             nms = detected

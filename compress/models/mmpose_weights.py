@@ -1,19 +1,23 @@
-"""Load MMPose checkpoints (1.x and 0.x key layouts) of Lite-HRNet and SimpleBaseline into our models.
+"""Load MMPose checkpoints (1.x and 0.x key layouts) of Lite-HRNet, SimpleBaseline, RTMPose and HRNet into our models.
 
 Our modules carry MMPose's names (``backbone.stem.conv1.conv.weight``, ``backbone.stage0.0.layers.0...``,
-``backbone.layer1.0.conv1.weight``, ``...final_layer.weight``), so the mapping is prefix handling only:
+``backbone.layer1.0.conv1.weight``, ``backbone.stage2.0.branches.0.0.conv1.weight``,
+``backbone.stage1.1.blocks.0.conv2.depthwise_conv.conv.weight``, ``...final_layer.weight``, ``...gau.uv.weight``), so
+the mapping is prefix handling only:
 
 - MMPose 1.x (``TopdownPoseEstimator``): ``backbone.*`` -> ``backbone.*``, ``head.*`` -> ``keypoint_head.*``
-  (``HeatmapHead``: ``deconv_layers``, ``final_layer``);
+  (``HeatmapHead``: ``deconv_layers``, ``final_layer``; ``RTMCCHead``: ``final_layer``, ``mlp``, ``gau``,
+  ``cls_x``, ``cls_y``);
 - MMPose 0.x (``TopDown``): ``backbone.*`` and ``keypoint_head.*`` unchanged (``TopdownHeatmapSimpleHead``);
 - a leading ``module.`` (DistributedDataParallel) is dropped; ``data_preprocessor.*`` buffers are ignored.
 
+RTMPose's CSPNeXt is loaded as MMPose's (and mmdet's) ``CSPNeXt`` names it; MMPose's RTMPose checkpoints are 1.x.
+tests/compress/test_mmpose_architectures.py checks RTMPose-t/s/m and HRNet-W32/W48 against MMPose's own outputs.
 Our own ``keypoint_head`` is named so because ``PoseModel.head`` is the head's kind ("heatmap" | "simcc").
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from compress.torch_files import load_torch_file
 from edgepose.errors import CheckpointError
 
 _SHOW = 8  # how many keys an error message names
@@ -58,21 +63,17 @@ def to_mmpose_state_dict(model: nn.Module, version: int = 1) -> dict[str, torch.
     return out
 
 
-def read_state_dict(path_or_state_dict, trusted: bool = False) -> dict[str, torch.Tensor]:
-    """The tensors of an MMPose checkpoint: a path, a ``{"state_dict": ..., "meta": ...}`` dict or a state dict."""
+def read_state_dict(path_or_state_dict) -> dict[str, torch.Tensor]:
+    """The tensors of an MMPose checkpoint: a path, a ``{"state_dict": ..., "meta": ...}`` dict or a state dict.
+
+    A path is loaded with ``weights_only=True`` (``compress.torch_files.load_torch_file``): a file whose metadata
+    holds Python objects besides tensors is refused, never unpickled.
+    """
     source = path_or_state_dict
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise CheckpointError(f"MMPose checkpoint not found: {path}")
-        try:
-            source = torch.load(path, map_location="cpu", weights_only=not trusted)
-        except pickle.UnpicklingError as exc:
-            raise CheckpointError(
-                f"{path} holds Python objects besides tensors (MMPose metadata); if you trust this file, load it "
-                f"with trusted=True (full unpickling), or re-save only its 'state_dict'") from exc
-        except Exception as exc:  # torch raises several types for truncated or non-checkpoint files
-            raise CheckpointError(f"{path} is not a readable torch checkpoint: {exc}") from exc
+        source = load_torch_file(source, "MMPose checkpoint", hint=(
+            "; if you trust it, keep only its weights: torch.save(torch.load(PATH, weights_only=False)"
+            "['state_dict'], 'weights.pth')"))
     if not isinstance(source, Mapping):
         raise CheckpointError(f"expected a checkpoint dict or a path, got {type(source).__name__}")
     for wrapper in ("state_dict", "model"):
@@ -85,19 +86,18 @@ def read_state_dict(path_or_state_dict, trusted: bool = False) -> dict[str, torc
     return tensors
 
 
-def load_mmpose_checkpoint(model: nn.Module, path_or_state_dict, strict: bool = True,
-                           trusted: bool = False) -> LoadReport:
+def load_mmpose_checkpoint(model: nn.Module, path_or_state_dict, strict: bool = True) -> LoadReport:
     """Load an MMPose checkpoint (path, checkpoint dict or state dict) into ``model``; returns a ``LoadReport``.
 
     ``strict=True``: every key of the model must be filled with a tensor of the same shape and the checkpoint must
     have no other weights, else ``CheckpointError`` names the missing, unexpected and mismatched keys (a checkpoint
     of another architecture fails here). ``strict=False``: loads the keys that match in name and shape (e.g. a
     backbone under a head with another number of keypoints) and reports the rest; it still fails when no backbone
-    weight matches. ``trusted=True`` allows full unpickling of files whose metadata is not plain tensors.
+    weight matches. A path is read with ``weights_only=True``: tensors and plain metadata only.
     """
     ours = model.state_dict()
     theirs: dict[str, torch.Tensor] = {}
-    for key, value in read_state_dict(path_or_state_dict, trusted).items():
+    for key, value in read_state_dict(path_or_state_dict).items():
         mapped = from_mmpose_key(key)
         if mapped is not None:
             theirs[mapped] = value
@@ -114,8 +114,9 @@ def load_mmpose_checkpoint(model: nn.Module, path_or_state_dict, strict: bool = 
         raise CheckpointError(
             f"MMPose checkpoint does not match {what}" + ("" if backbone_matches else " (no backbone key matches)")
             + ": "
-            + _describe(report) + ". Is it a checkpoint of this architecture (e.g. Lite-HRNet-18 vs -30, the same "
-            "number of keypoints)? strict=False loads the matching part.")
+            + _describe(report) + ". Is it a checkpoint of this architecture (e.g. Lite-HRNet-18 vs -30, RTMPose-s "
+            "vs -m, the same number of keypoints, for SimCC heads the same input size)? strict=False loads the "
+            "matching part.")
     model.load_state_dict(loadable, strict=False)
     return report
 

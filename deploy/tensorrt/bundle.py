@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import re
+import shlex
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,24 +59,31 @@ def _build_script(card: ModelCard, variants: dict[str, dict]) -> str:
              "set -eu", 'cd "$(dirname "$0")"', 'EDGEPOSE="${EDGEPOSE:-edgepose}"', ""]
 
     def block(onnx: str, engine: str, options: BuildOptions, indent: str = "") -> list[str]:
-        args = [f'"$EDGEPOSE" build-engine {onnx} --out {engine} --precision {options.precision}',
-                f"--min-batch {options.min_batch} --opt-batch {options.opt_batch} --max-batch {options.max_batch}",
-                f"--workspace-mib {options.workspace_mib} --timing-cache {options.timing_cache}"]
+        args = ["build-engine", onnx, "--out", engine, "--precision", options.precision,
+                "--min-batch", options.min_batch, "--opt-batch", options.opt_batch, "--max-batch", options.max_batch,
+                "--workspace-mib", options.workspace_mib, "--timing-cache", options.timing_cache]
         if options.dla_core is not None:
-            args.append(f"--dla-core {options.dla_core}")
+            args += ["--dla-core", options.dla_core]
         trtexec = trtexec_command(onnx, engine, options, card=card, trt_major=10)
-        return [indent + " ".join(args), f"{indent}#   {trtexec}"]
+        return [indent + '"$EDGEPOSE" ' + " ".join(shlex.quote(str(a)) for a in args),
+                f"{indent}#   {_comment(trtexec)}"]
 
     dla = []
     for name, info in variants.items():
         options = GPU_OPTIONS if name != "fp32" else dataclasses.replace(GPU_OPTIONS, precision="fp32")
-        lines.append(f"# {name}: {info['graph_precision']} graph")
+        lines.append(_comment(f"# {name}: {info['graph_precision']} graph"))
         lines += block(info["onnx"], info["engine"], options)
         if name != "fp32":  # DLA runs FP16/INT8 layers only; it wants a static batch
             dla += block(info["onnx"], info["engine"].replace(".engine", "_dla0.engine"), DLA_OPTIONS, "  ")
     if dla:
         lines += ["", 'if [ "${DLA:-0}" = "1" ]; then', *dla, "fi"]
     return "\n".join(lines) + "\n"
+
+
+def _comment(text: str) -> str:
+    """``text`` for a shell comment line: a line break or other unprintable character is written escaped, so no
+    part of it can become a command of its own."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 def _readme(card: ModelCard, variants: dict[str, dict], skipped: dict[str, str]) -> str:

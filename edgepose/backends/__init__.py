@@ -46,11 +46,26 @@ FACTORIES = {"onnxruntime": _onnxruntime, "tensorrt": _tensorrt, "torch": _torch
 BACKENDS = {suffix: FACTORIES[fmt.backend] for suffix, fmt in FORMATS.items()}
 
 
-def open_backend(path: str | os.PathLike, **options) -> Backend:
+def open_backend(path: str | os.PathLike, card=None, **options) -> Backend:
     """Open the backend for ``path`` by its suffix (the ``FORMATS`` table): ``.onnx`` -> ONNX Runtime,
-    ``.engine``/``.plan`` -> TensorRT, ``.ts``/``.torchscript``/``.pt2`` -> PyTorch (TorchScript / torch.export)."""
+    ``.engine``/``.plan`` -> TensorRT, ``.ts``/``.torchscript``/``.pt2`` -> PyTorch (TorchScript / torch.export).
+
+    ``card`` (a ModelCard or a YAML/JSON path) replaces the card the file carries, or supplies one it lacks, for
+    every format: the PyTorch backend opens with it (it needs the input size to probe the model), the others report
+    it in ``metadata``.
+    """
     path = os.fspath(path)
-    return FACTORIES[format_of(path).backend](path, **options)
+    backend = format_of(path).backend
+    if card is None:
+        return FACTORIES[backend](path, **options)
+    from edgepose.card import CARD_KEY, ModelCard
+
+    card = card if isinstance(card, ModelCard) else ModelCard.from_file(card)
+    if backend == "torch":
+        return FACTORIES[backend](path, card=card, **options)
+    opened = FACTORIES[backend](path, **options)
+    opened.metadata = {**opened.metadata, CARD_KEY: card.to_json()}
+    return opened
 
 
 __all__ = ["BACKENDS", "FORMATS", "Backend", "TensorSpec", "format_of", "open_backend"]

@@ -9,18 +9,22 @@ DLPack object such as ``CudaCropper``'s output) and skips the host copy.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from edgepose.backends.base import BackendBase, TensorSpec, check_feeds, read_sidecar_metadata
+from edgepose.backends.pt2_check import check_pt2_archive
 from edgepose.card import CARD_KEY, ModelCard
 from edgepose.errors import DeviceError, InputError, ModelError, require
 
 TORCHSCRIPT_SUFFIXES = (".ts", ".torchscript")
 EXPORT_SUFFIXES = (".pt2",)
+FORCE_WEIGHTS_ONLY = "TORCH_FORCE_WEIGHTS_ONLY_LOAD"  # torch.load reads it at every call
 
 
 def _device(torch, device: str):
@@ -47,6 +51,27 @@ def _export_max_batch(program) -> int | None:
         return int(upper) if upper == upper and upper < 2**31 else None  # sympy oo for unbounded
     except (AttributeError, IndexError, KeyError, StopIteration, TypeError):
         return None
+
+
+@contextlib.contextmanager
+def _weights_only_loads() -> Iterator[None]:
+    """Make every ``torch.load`` inside the block weights-only, even one that asks for full unpickling."""
+    before = os.environ.get(FORCE_WEIGHTS_ONLY)
+    os.environ[FORCE_WEIGHTS_ONLY] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(FORCE_WEIGHTS_ONLY, None)
+        else:
+            os.environ[FORCE_WEIGHTS_ONLY] = before
+
+
+def _load_export(torch, path: str):
+    """``torch.export.load`` of an archive that ``check_pt2_archive`` found free of code, weights-only unpickling."""
+    check_pt2_archive(path)
+    with _weights_only_loads():
+        return torch.export.load(path)
 
 
 def _outputs_tuple(out: Any, names: tuple[str, ...]) -> tuple:
@@ -115,9 +140,11 @@ class TorchBackend(BackendBase):
                 text = extra[CARD_KEY]
                 text = text.decode("utf-8") if isinstance(text, bytes) else text
                 return module.eval(), ({CARD_KEY: text} if text else {}), None
-            program = torch.export.load(self.path)
+            program = _load_export(torch, self.path)
             module = program.module().to(self.device)  # exported in eval mode; .eval() is not allowed on it
             return module, {}, _export_max_batch(program)
+        except ModelError:
+            raise
         except Exception as exc:  # torch raises RuntimeError, zipfile and pickle errors for bad archives
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"torch cannot load {self.path} as {self.kind} (corrupt, truncated, or saved by an "

@@ -11,7 +11,9 @@ from importlib.metadata import entry_points
 from edgepose import __version__
 from edgepose.bench import cli as bench_cmd
 from edgepose.cli import card_cmd, eval_cmd, predict_cmd
+from edgepose.cli.interrupts import exit_code, signal_name
 from edgepose.errors import EdgePoseError, MissingDependencyError
+from edgepose.redact import redact
 
 # subcommand name -> module with HELP, add_arguments(parser) and run(args) -> int; a literal dict.
 COMMANDS = {"predict": predict_cmd, "eval": eval_cmd, "card": card_cmd, "bench": bench_cmd}
@@ -99,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except EdgePoseError as exc:
-        print(f"edgepose {args.command}: error: {exc}", file=sys.stderr)
+        print(f"edgepose {args.command}: error: {redact(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("edgepose: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM (where a command turns it into one): 143
+        print(f"edgepose {args.command}: interrupted by {signal_name(exc)}", file=sys.stderr)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

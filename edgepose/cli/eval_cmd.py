@@ -16,10 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print pycocotools' summary; optionally write the JSON summary atomically."""
+    """Print pycocotools' summary; optionally write the JSON summary atomically (its target checked first)."""
+    from edgepose.cli.output_folder import check_file_target
     from edgepose.coco.evaluate import coco_keypoint_eval
     from edgepose.io import atomic_write_text
 
+    if args.json:
+        check_file_target(args.json)
     stats = coco_keypoint_eval(args.gt, args.pred, verbose=True)
     if args.json:
         summary = {"gt": args.gt, "pred": args.pred, **stats}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from edgepose.errors import InputError
 from edgepose.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from edgepose.redact import address, redact
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,12 @@ def collect_inputs(paths: list[str]) -> list[Item]:
         if is_camera(path) and not os.path.exists(path):
             items.append(Item(path, "camera"))
         elif os.path.isdir(path):
-            names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
+            names = sorted(n for n in _list_folder(path) if n.lower().endswith(IMAGE_SUFFIXES))
             if not names:
                 raise InputError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
             items += [Item(os.path.join(path, n), "image") for n in names]
         elif not os.path.exists(path):
-            raise InputError(f"input not found: {path}")
+            raise InputError(f"input not found: {redact(path)}")
         elif path.lower().endswith(VIDEO_SUFFIXES):
             items.append(Item(path, "video"))
         elif path.lower().endswith(IMAGE_SUFFIXES):
@@ -45,13 +46,20 @@ def collect_inputs(paths: list[str]) -> list[Item]:
     return items
 
 
+def _list_folder(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError as exc:
+        raise InputError(f"cannot list folder {path}: {exc.strerror}") from exc
+
+
 def output_stem(source: str) -> str:
-    """A file-name stem for a source: the video's name, ``camera0``, or the URL made safe."""
+    """A file-name stem for a source: the video's name, ``camera0``, or the URL's host and path made safe (never
+    its user:password or query)."""
     if source.isdigit():
         return f"camera{source}"
     if "://" in source:
-        address = source.split("://", 1)[1].rsplit("@", 1)[-1]  # never a user:password in a file name
-        return re.sub(r"[^A-Za-z0-9_.-]+", "_", address).strip("_") or "stream"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "_", address(source)).strip("_.") or "stream"
     return os.path.splitext(os.path.basename(source))[0]
 
 
@@ -66,6 +74,19 @@ def _refuse_colliding_outputs(items: list[Item]) -> None:
     for item in items:
         name = output_name(item)
         if name in seen:
-            raise InputError(f"{seen[name]} and {item.path} would both write outputs named {name!r}: give each "
-                             "input once, rename one, or run them separately with different --out folders")
+            raise InputError(f"{redact(seen[name])} and {redact(item.path)} would both write outputs named {name!r}: "
+                             "give each input once, rename one, or run them separately with different --out folders")
         seen[name] = item.path
+
+
+def refuse_colliding_image_ids(items: list[Item]) -> None:
+    """Two images whose ids (file name without suffix, as without --coco) are the same raise InputError."""
+    seen: dict[str, str] = {}
+    for item in items:
+        if item.kind != "image":
+            continue
+        image_id = os.path.splitext(os.path.basename(item.path))[0]
+        if image_id in seen:
+            raise InputError(f"{seen[image_id]} and {item.path} would both get image_id {image_id!r} in "
+                             "predictions.json: rename one, or pass --coco GT.json to take ids from it")
+        seen[image_id] = item.path

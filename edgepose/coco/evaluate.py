@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 
+from edgepose.coco.checks import check_ground_truth, check_predictions
 from edgepose.errors import InputError, require
 from edgepose.io import read_json
 
@@ -17,7 +18,8 @@ STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "
 def coco_keypoint_eval(gt_path: str | os.PathLike, pred_path: str | os.PathLike, verbose: bool = True) -> dict:
     """Evaluate COCO keypoint results against ground truth; returns {AP, AP50, ..., ARl}.
 
-    ``verbose`` prints pycocotools' own summary (the standard 10 lines).
+    ``verbose`` prints pycocotools' own summary (the standard 10 lines). Files pycocotools would score wrongly or
+    crash on (NaN or 2-value keypoints, unknown image or category ids, missing fields) raise InputError first.
     """
     require("pycocotools", "eval", "COCO evaluation")
     from pycocotools.coco import COCO
@@ -25,23 +27,14 @@ def coco_keypoint_eval(gt_path: str | os.PathLike, pred_path: str | os.PathLike,
 
     gt_path, pred_path = os.fspath(gt_path), os.fspath(pred_path)
     gt_data = read_json(gt_path, "ground-truth")
+    check_ground_truth(gt_data, gt_path)
     preds = read_json(pred_path, "predictions")
-    if not isinstance(gt_data, dict) or "annotations" not in gt_data or "images" not in gt_data:
-        raise InputError(f"{gt_path} is not a COCO annotation file (needs 'images' and 'annotations')")
-    if not isinstance(preds, list) or not preds:
-        raise InputError(f"{pred_path} holds no predictions (expected a non-empty COCO results list)")
-    bad = [p for p in preds if not isinstance(p, dict) or not {"image_id", "keypoints", "score"} <= set(p)]
-    if bad:
-        raise InputError(f"{pred_path}: every result needs image_id, keypoints and score; first bad entry: {bad[0]}")
-    gt_ids = {img["id"] for img in gt_data["images"]}
-    unknown = sorted({p["image_id"] for p in preds} - gt_ids, key=str)
-    if unknown:
-        raise InputError(
-            f"{pred_path} has image_ids not in {gt_path}: {unknown[:5]} (predict with --coco {gt_path} to match ids)"
-        )
+    check_predictions(preds, pred_path, gt_data, gt_path)
     quiet = contextlib.redirect_stdout(io.StringIO())
     with quiet:
-        coco_gt = COCO(gt_path)
+        coco_gt = COCO()
+        coco_gt.dataset = gt_data
+        coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(preds)
     evaluator = COCOeval(coco_gt, coco_dt, "keypoints")
     evaluator.params.useSegm = None

@@ -22,7 +22,8 @@ import cv2
 import numpy as np
 
 from edgepose.errors import InputError
-from edgepose.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image
+from edgepose.io import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, VIDEO_SUFFIXES, check_pixels, read_image
+from edgepose.redact import redact
 
 
 @dataclass
@@ -54,13 +55,17 @@ def is_live(source: object) -> bool:
 
 
 class FrameSource:
-    """Iterates frames of one source; ``fps`` is the nominal rate (None when unknown), ``live`` for cameras."""
+    """Iterates frames of one source; ``fps`` is the nominal rate (None when unknown), ``live`` for cameras,
+    ``name`` the source with any URL's user:password and query masked, ``frame_count`` the number of frames a file
+    or folder declares (None for live sources and iterables)."""
 
-    def __init__(self, frames: Iterator[Frame], fps: float | None, live: bool, name: str, release=None) -> None:
+    def __init__(self, frames: Iterator[Frame], fps: float | None, live: bool, name: str, release=None,
+                 frame_count: int | None = None) -> None:
         self._frames = frames
         self.fps = fps
         self.live = live
-        self.name = name
+        self.name = redact(name)
+        self.frame_count = frame_count
         self._release = release
 
     def __iter__(self) -> Iterator[Frame]:
@@ -94,24 +99,33 @@ def _capture_frames(capture: cv2.VideoCapture, fps: float | None, live: bool, na
         index += 1
 
 
-def _open_capture(source: int | str, default_fps: float) -> FrameSource:
+def _open_capture(source: int | str, default_fps: float, max_pixels: int | None) -> FrameSource:
     target = int(source) if isinstance(source, int) or source.isdigit() else source
     live = is_live(source)
     capture = cv2.VideoCapture(target)
+    what = "camera" if isinstance(target, int) else ("stream" if live else "video")
     if not capture.isOpened():
         capture.release()
-        what = "camera" if isinstance(target, int) else ("stream" if live else "video")
-        raise InputError(f"cannot open {what} {source!r}: not connected, missing codec, corrupt or truncated")
+        raise InputError(f"cannot open {what} {redact(repr(source))}: not connected, missing codec, corrupt or "
+                         "truncated")
+    try:
+        size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        check_pixels(size, f"{what} {redact(source)}", max_pixels)
+    except InputError:
+        capture.release()
+        raise
     fps = capture.get(cv2.CAP_PROP_FPS)
     fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else None
     fps = fps or (None if live else default_fps)
-    return FrameSource(_capture_frames(capture, fps, live, str(source)), fps, live, str(source), capture.release)
+    declared = None if live else int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) or None
+    return FrameSource(_capture_frames(capture, fps, live, redact(source)), fps, live, str(source), capture.release,
+                       declared)
 
 
-def _folder_frames(paths: list[str], fps: float) -> Iterator[Frame]:
+def _folder_frames(paths: list[str], fps: float, max_pixels: int | None) -> Iterator[Frame]:
     for index, path in enumerate(paths):
         try:
-            yield Frame(index, index / fps, read_image(path))
+            yield Frame(index, index / fps, read_image(path, max_pixels))
         except InputError as exc:
             yield Frame(index, index / fps, None, str(exc))
 
@@ -121,27 +135,29 @@ def _iterable_frames(frames: Iterable, fps: float) -> Iterator[Frame]:
         yield Frame(index, index / fps, image)
 
 
-def open_frame_source(source: object, fps: float = 30.0) -> FrameSource:
+def open_frame_source(source: object, fps: float = 30.0, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> FrameSource:
     """A FrameSource for a video file, an image folder (sorted), a camera index or URL, or an iterable of arrays.
 
     ``fps`` sets the timestamps of folders and iterables (and of videos whose rate OpenCV cannot read). A missing
-    path or an unopenable video/camera raises InputError."""
+    path, an unopenable video/camera or one whose frames exceed ``max_pixels`` (None: no limit) raises InputError;
+    an image of a folder over the limit is an unreadable frame."""
     if fps <= 0:
         raise InputError(f"fps must be positive, got {fps}")
     if is_camera(source):
-        return _open_capture(source, fps)
+        return _open_capture(source, fps, max_pixels)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if os.path.isdir(path):
             names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
             if not names:
                 raise InputError(f"folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-            return FrameSource(_folder_frames([os.path.join(path, n) for n in names], fps), fps, False, path)
+            frames = _folder_frames([os.path.join(path, n) for n in names], fps, max_pixels)
+            return FrameSource(frames, fps, False, path, frame_count=len(names))
         if not os.path.exists(path):
             raise InputError(f"input not found: {path}")
         if not path.lower().endswith(VIDEO_SUFFIXES):
             raise InputError(f"{path} is not a video ({', '.join(VIDEO_SUFFIXES)}); give a folder for images")
-        return _open_capture(path, fps)
+        return _open_capture(path, fps, max_pixels)
     if isinstance(source, np.ndarray):
         raise InputError("a single array is one frame, not a stream: call the estimator on it, or pass [frame]")
     if isinstance(source, Iterable):

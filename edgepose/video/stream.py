@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from edgepose.errors import InputError, OutputError
+from edgepose.io import DEFAULT_MAX_PIXELS
 from edgepose.poses import Poses
 from edgepose.video.frame_sources import open_frame_source
 from edgepose.video.smoothing import SmoothingSettings
@@ -43,7 +44,8 @@ class StreamOptions:
     settings per track (None: raw keypoints); a plain dict of either is converted to its settings class here. A
     person's box is carried to the next frame when at least ``carry_min_keypoints`` keypoints score
     ``carry_threshold``; it is their extent grown by ``carry_expand``. ``fps`` times folders and iterables;
-    ``max_frames`` stops early; ``keep_frames`` puts each frame in its result (for drawing)."""
+    ``max_frames`` stops early; ``keep_frames`` puts each frame in its result (for drawing); frames (video size or
+    folder images) over ``max_pixels`` are refused before decoding (None: no limit)."""
 
     detect_every: int = 1
     queue_size: int = 2
@@ -56,6 +58,7 @@ class StreamOptions:
     fps: float = 30.0
     max_frames: int | None = None
     keep_frames: bool = True
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
     def __post_init__(self) -> None:
         if self.detect_every < 1 or self.queue_size < 1 or self.carry_expand < 1 or self.carry_min_keypoints < 2:
@@ -66,6 +69,8 @@ class StreamOptions:
             raise InputError("smoothing is per track: it needs track=True (or drop smoothing)")
         if self.max_frames is not None and self.max_frames < 1:
             raise InputError(f"max_frames must be >= 1 or None, got {self.max_frames}")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise InputError(f"max_pixels must be >= 1 or None, got {self.max_pixels}")
         object.__setattr__(self, "tracker", TrackerSettings.of(self.tracker))
         object.__setattr__(self, "smoothing", SmoothingSettings.of(self.smoothing))
 
@@ -126,7 +131,7 @@ class PoseStream:
         self.options = options or StreamOptions()
         if getattr(estimator, "detector", None) is None:
             raise InputError("a stream needs a person detector: PoseEstimator(model, detector='yolox.onnx')")
-        self.source = open_frame_source(source, self.options.fps)
+        self.source = open_frame_source(source, self.options.fps, self.options.max_pixels)
         self.stats = {"frames": 0, "skipped": 0, "detector_runs": 0}
         self._stop = threading.Event()
         self._count_lock = threading.Lock()

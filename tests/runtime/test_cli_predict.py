@@ -67,8 +67,8 @@ def test_video_input(tmp_path, coco_dir, model, yolox_path):
 
 @pytest.mark.parametrize(
     ("setup", "message"),
-    [("empty_folder", "holds no images"), ("no_card", "no edgepose model card"), ("no_boxes", "--detector"),
-     ("wrong_card", "contradicts"), ("missing_input", "input not found"), ("truncated_model", "truncated"),
+    [("empty_folder", "holds no images"), ("no_card", "no edgepose model card"), ("wrong_card", "contradicts"),
+     ("missing_input", "input not found"), ("truncated_model", "truncated"),
      ("boxes_without_coco", "--coco")],
 )
 def test_user_mistakes_give_one_line_errors_and_no_output(tmp_path, coco_dir, model, yolox_path, setup, message):
@@ -79,8 +79,6 @@ def test_user_mistakes_give_one_line_errors_and_no_output(tmp_path, coco_dir, mo
         args[0] = tmp_path / "empty"
     elif setup == "no_card":
         args[2] = conv_heatmap_model(tmp_path / "plain.onnx", None)
-    elif setup == "no_boxes":
-        args = args[:3]
     elif setup == "wrong_card":
         ModelCard(**{**CARD.to_dict(), "heatmap_size": [24, 32]}).save(tmp_path / "card.yaml")
         args += ["--card", tmp_path / "card.yaml"]
