@@ -36,7 +36,7 @@ from compress.train import distributed
 from compress.train.config import TrainConfig
 from compress.train.losses import pose_loss
 from edgepose.card import ModelCard
-from edgepose.errors import ConfigError
+from edgepose.errors import CheckpointError, ConfigError
 
 
 def lr_at(config: TrainConfig, iteration: int, total: int) -> float:
@@ -214,6 +214,12 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
     last = os.path.join(config.out_dir, "last.pth")
     if resume:
         payload = read_checkpoint(last)
+        needed = ["optimizer", "scaler", "state", "rng"] + (["adapters"] if teacher and teacher.adapters else [])
+        missing = [k for k in needed if k not in payload]
+        if missing:
+            raise CheckpointError(f"{last} cannot resume a run: it has no {', '.join(missing)} (a checkpoint saved by "
+                                  "edgepose train holds them; start a new run with --overwrite, or use it as "
+                                  "model.init)")
         load_state(model, payload["state_dict"], last)
         optimizer.load_state_dict(payload["optimizer"])
         scaler.load_state_dict(payload["scaler"])

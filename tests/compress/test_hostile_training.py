@@ -119,3 +119,16 @@ def test_ctrl_c_exits_130_and_says_what_was_saved(synth, tmp_path, sig):
     assert "holds the last finished epoch; continue with --resume" in err and "Traceback" not in err
     resumed = edgepose("train", config, "--resume", "--epochs", "2", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_resume_from_a_checkpoint_without_training_state_is_one_line(synth, tmp_path):
+    from compress.checkpoint import load_model, save_checkpoint
+
+    spec = config_dict(synth, tmp_path / "run", epochs=1, max_iters_per_epoch=2)
+    train(from_dict(TrainConfig, spec), progress=False)
+    model, card, _ = load_model(tmp_path / "run" / "last.pth")
+    save_checkpoint(tmp_path / "run" / "last.pth", model, card)  # weights only: no optimizer, scaler, rng, state
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(spec | {"epochs": 2}))
+    out = edgepose("train", config, "--resume", "--no-progress")
+    one_line_error(out, "cannot resume a run: it has no optimizer, scaler, state, rng")
