@@ -315,3 +315,27 @@ def test_output_map_and_nested_params_are_read(tmp_path):
                               ["output", "700"])["folder"]
     with PoseEstimator(folder) as estimator:
         assert estimator.card.output_names == ("output", "700") and estimator.card.sigma == (4.9, 5.66)
+
+
+def card_cli(*args):
+    return subprocess.run([sys.executable, "-m", "edgepose", "card", *map(str, args)], capture_output=True, text=True)
+
+
+def test_card_command_embeds_the_card_of_an_sdk_folder_or_an_inferred_one(rtmpose_dir, tmp_path):
+    from edgepose.onnx_card import read_card
+
+    _, expected = card_from_mmdeploy_dir(rtmpose_dir["folder"])
+    shown = card_cli(rtmpose_dir["folder"], "--from-mmdeploy")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == expected.to_dict()
+    out = card_cli(rtmpose_dir["folder"], "--from-mmdeploy", "--out", tmp_path / "carded.onnx")
+    assert out.returncode == 0, out.stderr
+    assert read_card(tmp_path / "carded.onnx") == expected
+    bare, _ = simcc_model(tmp_path / "bare.onnx")  # (path, the bins it peaks at)
+    inferred = card_cli(bare, "--infer", "--out", tmp_path / "inferred.onnx")
+    assert inferred.returncode == 0 and "ASSUMED RTMPose preprocessing" in inferred.stderr, inferred.stderr
+    card = read_card(tmp_path / "inferred.onnx")
+    assert card.codec == "simcc" and card.simcc_split_ratio == 2.0 and card.input_size == SIZE
+    plain = conv_heatmap_model(tmp_path / "plain.onnx", None, input_size=SIZE)
+    refused = card_cli(plain, "--infer", "--out", tmp_path / "x.onnx")
+    assert refused.returncode == 2 and "cannot be inferred" in refused.stderr and not (tmp_path / "x.onnx").exists()
