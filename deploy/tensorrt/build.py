@@ -4,12 +4,14 @@
 
 ``tensorrt`` is imported only when an engine is built. Every TensorRT version difference lives in one small function:
 
-- ``plan_precision``: which (requested precision, graph precision) pairs a TensorRT major version can build, and
-  how (strongly typed network or not, FP16 builder flag or not). TensorRT 11 removed ``BuilderFlag.FP16``/``INT8``:
-  precision comes from the graph (an FP16 ONNX from ``edgepose quantize --mode fp16``, Q/DQ INT8 from
-  ``deploy.quantize.ptq``).
+- ``plan_precision``: which (requested precision, graph precision) pairs a TensorRT version can build, on the GPU
+  or DLA, and how (strongly typed network or not, FP16/INT8 builder flags or not). TensorRT 11 removed
+  ``BuilderFlag.FP16``/``INT8``: precision comes from the graph (an FP16 ONNX from ``edgepose quantize --mode fp16``,
+  Q/DQ INT8 from ``deploy.quantize.ptq``). DLA: TensorRT 10 builds it weakly typed with the FP16 flag (trtexec 10.3
+  sets that flag itself for ``--useDLACore``, and a strongly typed network rejects it: NVIDIA/TensorRT issues 4228,
+  4253); 11.0-11.3 have no DLA; 11.4.1 brings it back, strongly typed, on Jetson AGX Orin with JetPack 7.2.2+.
 - ``network_flags``: TensorRT < 10 needs ``EXPLICIT_BATCH``; 10 is explicit-batch always and strongly typed only
-  on request (``STRONGLY_TYPED``); 11 is strongly typed by default.
+  on request (``STRONGLY_TYPED``); 11 is strongly typed always (no ``EXPLICIT_BATCH``, ``STRONGLY_TYPED`` ignored).
 - ``set_fp16``: ``config.set_flag(BuilderFlag.FP16)``, refused on 11.
 """
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from edgepose.errors import ConfigError, MissingDependencyError, ModelError
 
 PRECISIONS = ("fp32", "fp16", "from-graph")
+DLA_IN_11 = (11, 4, 1)  # "Working with DLA" (TensorRT 11.4.1): DLA absent in 11.0-11.3, back in 11.4.1
 TRT_MISSING = (
     "TensorRT is not installed here. On a Jetson it comes with JetPack (apt: python3-libnvinfer, already in the "
     "JetPack image); on an x86 NVIDIA GPU machine install NVIDIA's wheels (pip install tensorrt, which needs "
@@ -74,6 +77,7 @@ class PrecisionPlan:
     strongly_typed: bool
     fp16_flag: bool
     engine_precision: str  # "fp32" | "fp16" | "int8": what the engine computes in (mostly)
+    int8_flag: bool = False  # a Q/DQ graph in a weakly typed network (TensorRT < 11) needs BuilderFlag.INT8
 
 
 @dataclass
@@ -123,35 +127,66 @@ def major_version(version: str | None = None) -> int:
         raise ModelError(f"cannot read a TensorRT version from {version!r}") from exc
 
 
-def plan_precision(precision: str, graph: str, major: int) -> PrecisionPlan:
-    """How TensorRT ``major`` builds ``precision`` for a graph of precision ``graph`` ("fp32"|"fp16"|"int8").
+def version_tuple(version: str | int) -> tuple[int, int, int]:
+    """(major, minor, patch) of a TensorRT version ("10.3.0.26" -> (10, 3, 0); a bare major 11 -> (11, 0, 0))."""
+    try:
+        parts = [int(p) for p in str(version).split(".")[:3]]
+    except ValueError as exc:
+        raise ModelError(f"cannot read a TensorRT version from {version!r}") from exc
+    return tuple(parts + [0] * (3 - len(parts)))  # type: ignore[return-value]
 
-    Refuses (ConfigError) what would silently change the precision: an FP32 request on an FP16/INT8 graph, and on
-    TensorRT 11 (no FP16 builder flag) an FP16 request on a graph that is not FP16.
+
+def plan_precision(precision: str, graph: str, trt: str | int, dla: bool = False) -> PrecisionPlan:
+    """How TensorRT ``trt`` (a version, or a bare major) builds ``precision`` for a graph of precision ``graph``
+    ("fp32"|"fp16"|"int8"), on DLA when ``dla``.
+
+    Refuses (ConfigError) what would silently change the precision or cannot build: an FP32 request on an FP16/INT8
+    graph; on TensorRT 11 (no FP16 builder flag) an FP16 request on a graph that is not FP16; an FP32 DLA engine;
+    DLA on TensorRT 11.0-11.3.
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+    release = version_tuple(trt)
+    major = release[0]
     if precision == "fp32" and graph != "fp32":
         raise ConfigError(f"an FP32 engine was asked for but the ONNX graph is {graph}: build it with precision "
                           f"'from-graph' (--precision from-graph), or give the FP32 ONNX")
+    if major >= 11 and precision == "fp16" and graph != "fp16":
+        raise ConfigError(
+            f"TensorRT {major} has no FP16 builder flag: the precision comes from the ONNX graph, which is "
+            f"{graph}. Convert the ONNX to FP16 first (edgepose quantize MODEL.onnx --out MODEL_fp16.onnx "
+            f"--mode fp16) and build that one (--precision from-graph)"
+        )
+    if dla:
+        return _plan_dla(precision, graph, release)
     if major >= 11:
-        if precision == "fp16" and graph != "fp16":
-            raise ConfigError(
-                f"TensorRT {major} has no FP16 builder flag: the precision comes from the ONNX graph, which is "
-                f"{graph}. Convert the ONNX to FP16 first (edgepose quantize MODEL.onnx --out MODEL_fp16.onnx "
-                f"--mode fp16) and build that one (--precision from-graph)"
-            )
         return PrecisionPlan(strongly_typed=True, fp16_flag=False, engine_precision=graph)
     if precision == "fp16":
         return PrecisionPlan(strongly_typed=False, fp16_flag=True, engine_precision="int8" if graph == "int8"
-                             else "fp16")
+                             else "fp16", int8_flag=graph == "int8")
     if graph == "fp32":
         return PrecisionPlan(strongly_typed=False, fp16_flag=False, engine_precision="fp32")
     # from-graph, FP16 or Q/DQ graph: TensorRT 10 honours the graph's types in a strongly typed network;
-    # 8.x/9.x (JetPack 5) has no such network and needs the FP16 flag to run FP16 layers in FP16.
+    # 8.x/9.x (JetPack 5) has no such network: the FP16 flag runs FP16 layers in FP16, INT8 enables Q/DQ.
     if major >= 10:
         return PrecisionPlan(strongly_typed=True, fp16_flag=False, engine_precision=graph)
-    return PrecisionPlan(strongly_typed=False, fp16_flag=graph == "fp16", engine_precision=graph)
+    return PrecisionPlan(strongly_typed=False, fp16_flag=graph == "fp16", engine_precision=graph,
+                         int8_flag=graph == "int8")
+
+
+def _plan_dla(precision: str, graph: str, release: tuple[int, int, int]) -> PrecisionPlan:
+    """DLA: FP16/INT8 only; weakly typed with the FP16 flag before 11; strongly typed from 11.4.1; none between."""
+    if graph == "fp32" and precision != "fp16":
+        raise ConfigError("DLA runs FP16 and INT8 layers only: build with --fp16 (TensorRT 10) or from an FP16/INT8 "
+                          "ONNX (--precision from-graph)")
+    if release[0] >= 11:
+        if release < DLA_IN_11:
+            raise ConfigError(f"TensorRT {'.'.join(map(str, release))} has no DLA (NVIDIA removed it in 11.0-11.3; "
+                              f"11.4.1 brings it back on Jetson AGX Orin with JetPack 7.2.2+): build DLA engines with "
+                              f"TensorRT 10 (JetPack 6) or 11.4.1+, or leave out --dla-core")
+        return PrecisionPlan(strongly_typed=True, fp16_flag=False, engine_precision=graph)
+    return PrecisionPlan(strongly_typed=False, fp16_flag=True, engine_precision="int8" if graph == "int8" else "fp16",
+                         int8_flag=graph == "int8")
 
 
 def network_flags(trt, strongly_typed: bool = False) -> int:
@@ -172,6 +207,14 @@ def set_fp16(config, trt) -> None:
         raise ConfigError(f"TensorRT {major} has no FP16 builder flag: convert the ONNX to FP16 "
                           f"(edgepose quantize --mode fp16) and build with precision 'from-graph'")
     config.set_flag(trt.BuilderFlag.FP16)
+
+
+def set_int8(config, trt) -> None:
+    """Enable the Q/DQ (INT8) layers of a weakly typed network (TensorRT < 11); TensorRT 11 removed the flag."""
+    major = major_version(trt.__version__)
+    if major >= 11:
+        raise ConfigError(f"TensorRT {major} has no INT8 builder flag: a Q/DQ ONNX builds as it is (from-graph)")
+    config.set_flag(trt.BuilderFlag.INT8)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -256,10 +299,17 @@ def _load_timing_cache(config, path: str | None) -> None:
     if os.path.isfile(path):
         with open(path, "rb") as fh:
             data = fh.read()
-    if not config.set_timing_cache(config.create_timing_cache(data), False) and data:
-        # a cache from another TensorRT version or GPU is refused: start a fresh one (saved over it afterwards)
-        warnings.warn(f"timing cache {path} does not match this TensorRT/GPU; starting a new one", stacklevel=3)
-        config.set_timing_cache(config.create_timing_cache(b""), False)
+    # create_timing_cache returns None for a blob it cannot read (truncated, not a cache); set_timing_cache refuses
+    # (False) a cache from another TensorRT version or GPU. Either way: a fresh cache, saved over the file after.
+    cache = config.create_timing_cache(data)
+    if cache is not None and config.set_timing_cache(cache, False):
+        return
+    if data:
+        why = "is unreadable (truncated or not a timing cache)" if cache is None else "does not match this TensorRT/GPU"
+        warnings.warn(f"timing cache {path} {why}; starting a new one", stacklevel=3)
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, False):
+        raise ModelError(f"TensorRT could not start an empty timing cache for {path}")
 
 
 def _save_timing_cache(config, path: str | None) -> None:
@@ -291,13 +341,12 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     card = read_card(src)
     graph = graph_precision(src)
     trt = import_tensorrt()
-    plan = plan_precision(options.precision, graph, major_version(trt.__version__))
-    if options.dla_core is not None and plan.engine_precision == "fp32":
-        raise ConfigError("DLA runs FP16 and INT8 layers only: build with --fp16 (TensorRT 10) or from an FP16/INT8 "
-                          "ONNX (--precision from-graph)")
+    plan = plan_precision(options.precision, graph, str(trt.__version__), dla=options.dla_core is not None)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt, plan.strongly_typed))
+    if network is None:
+        raise ModelError(f"TensorRT {trt.__version__} could not create a network (see its messages above)")
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(src):
         raise ModelError(format_parser_errors(parser, src))
@@ -306,6 +355,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_mib) << 20)
     if plan.fp16_flag:
         set_fp16(config, trt)
+    if plan.int8_flag:
+        set_int8(config, trt)
     if options.dla_core is not None:
         _set_dla(builder, config, trt, options)
     _load_timing_cache(config, options.timing_cache)

@@ -41,9 +41,13 @@ REQUIREMENTS = """\
 # The edgepose runtime on a Jetson (JetPack 6, Python 3.10). Then: pip install --no-deps edgepose
 numpy
 pyyaml
-# OpenCV: on the Jetson use JetPack's build (sudo apt install python3-opencv); pip's wheel elsewhere only.
-opencv-python; platform_machine != "aarch64"
+# OpenCV on the Jetson: JetPack 6's own 4.8.0 (nvidia-opencv, in the JetPack image; its GStreamer/CSI camera
+# support is why) is supported. It warps in fixed point (1/32 pixel), so CPU crops differ from the GPU crop
+# (crop="cuda") by up to 9 grey levels (edgepose.cuda.crop.cpu_parity_levels()). For the exact float warp the
+# GPU crop follows (within 1 level), use pip's aarch64 wheel instead: pip install "opencv-python-headless>=4.11"
+opencv-python-headless>=4.11; platform_machine != "aarch64"
 # TensorRT engines: TensorRT's Python API comes with JetPack (python3-libnvinfer), not from pip; pycuda drives it.
+# The GPU crop and argmax compile their kernels with nvcc at run time: export PATH=/usr/local/cuda/bin:$PATH
 pycuda
 # ONNX models on the GPU instead: the onnxruntime-gpu wheel for your JetPack from the Jetson Zoo
 # (https://elinux.org/Jetson_Zoo#ONNX_Runtime); plain onnxruntime (CPU) works everywhere.
@@ -55,26 +59,32 @@ def _build_script(card: ModelCard, variants: dict[str, dict]) -> str:
     lines = ["#!/bin/sh", "# Build this bundle's TensorRT engines on the device that will run them (an engine is",
              "# tied to the TensorRT version and GPU it is built on). Run: sh build_engines.sh",
              "# DLA engines on Jetson AGX/NX Orin as well: DLA=1 sh build_engines.sh",
-             "# Each trtexec line (TensorRT 10, JetPack 6) builds the same engine without edgepose.",
+             "# Under each edgepose line, trtexec lines build the same engine without edgepose: the first for",
+             "# TensorRT 10 (JetPack 6), the labelled one for TensorRT 11 (DLA: 11.4.1+, JetPack 7.2.2+; 11.0-11.3",
+             "# have no DLA). On 11 the precision is the ONNX's own: there is no --fp16 or --int8.",
              "set -eu", 'cd "$(dirname "$0")"', 'EDGEPOSE="${EDGEPOSE:-edgepose}"', ""]
 
-    def block(onnx: str, engine: str, options: BuildOptions, indent: str = "") -> list[str]:
+    def block(onnx: str, engine: str, options: BuildOptions, graph: str | None, indent: str = "") -> list[str]:
         args = ["build-engine", onnx, "--out", engine, "--precision", options.precision,
                 "--min-batch", options.min_batch, "--opt-batch", options.opt_batch, "--max-batch", options.max_batch,
                 "--workspace-mib", options.workspace_mib, "--timing-cache", options.timing_cache]
         if options.dla_core is not None:
             args += ["--dla-core", options.dla_core]
-        trtexec = trtexec_command(onnx, engine, options, card=card, trt_major=10)
-        return [indent + '"$EDGEPOSE" ' + " ".join(shlex.quote(str(a)) for a in args),
-                f"{indent}#   {_comment(trtexec)}"]
+        out = [indent + '"$EDGEPOSE" ' + " ".join(shlex.quote(str(a)) for a in args)]
+        label = "TensorRT 11.4.1+" if options.dla_core is not None else "TensorRT 11"
+        for prefix, version in (("", "10.3"), (f"{label}: ", "11.4.1")):
+            trtexec = trtexec_command(onnx, engine, options, card=card, graph=graph, tensorrt=version)
+            out.append(f"{indent}#   {prefix}{_comment(trtexec)}")
+        return out
 
     dla = []
     for name, info in variants.items():
         options = GPU_OPTIONS if name != "fp32" else dataclasses.replace(GPU_OPTIONS, precision="fp32")
+        graph = info["graph_precision"] if info["graph_precision"] in ("fp32", "fp16", "int8") else None
         lines.append(_comment(f"# {name}: {info['graph_precision']} graph"))
-        lines += block(info["onnx"], info["engine"], options)
-        if name != "fp32":  # DLA runs FP16/INT8 layers only; it wants a static batch
-            dla += block(info["onnx"], info["engine"].replace(".engine", "_dla0.engine"), DLA_OPTIONS, "  ")
+        lines += block(info["onnx"], info["engine"], options, graph)
+        if graph in ("fp16", "int8"):  # DLA runs FP16/INT8 layers only; it wants a static batch
+            dla += block(info["onnx"], info["engine"].replace(".engine", "_dla0.engine"), DLA_OPTIONS, graph, "  ")
     if dla:
         lines += ["", 'if [ "${DLA:-0}" = "1" ]; then', *dla, "fi"]
     return "\n".join(lines) + "\n"

@@ -12,25 +12,32 @@ from collections.abc import Callable
 
 from deploy.tensorrt.build import BuildOptions
 from edgepose.card import ModelCard
+from edgepose.errors import ConfigError
 
 JETPACK_NOTES = """\
-## JetPack and TensorRT
+## JetPack, TensorRT and OpenCV
 
-| JetPack | L4T     | TensorRT | CUDA | Devices                        |
-|---------|---------|----------|------|--------------------------------|
-| 5.1.x   | R35.2-6 | 8.5.2    | 11.4 | Xavier, Orin                   |
-| 6.0     | R36.3   | 8.6.2    | 12.2 | Orin                           |
-| 6.1     | R36.4.0 | 10.3     | 12.6 | Orin                           |
-| 6.2     | R36.4.3 | 10.3     | 12.6 | Orin (adds the "Super" modes)  |
+| JetPack | L4T     | TensorRT | CUDA | OpenCV | Devices                        |
+|---------|---------|----------|------|--------|--------------------------------|
+| 5.1.x   | R35.2-6 | 8.5.2    | 11.4 | 4.5.4  | Xavier, Orin                   |
+| 6.0     | R36.3   | 8.6.2    | 12.2 | 4.8.0  | Orin                           |
+| 6.1     | R36.4.0 | 10.3     | 12.6 | 4.8.0  | Orin                           |
+| 6.2     | R36.4.3 | 10.3     | 12.6 | 4.8.0  | Orin (adds the "Super" modes)  |
 
 - A TensorRT engine is tied to the TensorRT version and the GPU (compute capability) it was built with; it is not
   portable between JetPack releases, between Jetson models, or from a workstation GPU to a Jetson. Ship ONNX and
   build the engine on the robot (``edgepose build-engine`` or ``trtexec``); the engine cache rebuilds on a change.
-- TensorRT 11 (not in any JetPack at the time of writing; JetPack 7 for Jetson Thor ships a 10.x release) drops the
-  FP16/INT8 builder flags: precision comes from the ONNX graph (an FP16 model from ``edgepose quantize --mode fp16``,
-  Q/DQ INT8 from ``edgepose quantize --mode int8``). On TensorRT 10 both ways work.
+- TensorRT 11 (JetPack 7.2.2+ with 11.4.1; not for JetPack 6) drops the FP16/INT8 builder flags and trtexec's
+  ``--fp16``/``--int8``: precision comes from the ONNX graph (an FP16 model from ``edgepose quantize --mode fp16``,
+  Q/DQ INT8 from ``edgepose quantize --mode int8``), so an FP16 request on an FP32 ONNX is refused, not built as FP32.
+  On TensorRT 10 both ways work.
 - DLA (AGX/NX Orin: 2 cores; Orin Nano: none) runs FP16/INT8 layers only, prefers static shapes (build with
-  min = opt = max batch) and falls back to the GPU for unsupported layers with ``--allowGPUFallback``.
+  min = opt = max batch) and falls back to the GPU for unsupported layers with ``--allowGPUFallback``. On TensorRT 10
+  it builds weakly typed: trtexec's ``--useDLACore`` turns FP16 on itself, which a ``--stronglyTyped`` network
+  rejects. TensorRT 11.0-11.3 have no DLA; 11.4.1 (JetPack 7.2.2+, AGX Orin) builds it strongly typed.
+- OpenCV: JetPack 6 ships 4.8.0, which warps in fixed point (1/32 pixel), so CPU crops differ from the GPU crop
+  (``crop="cuda"``) by up to 9 grey levels; OpenCV >= 4.11 (``pip install "opencv-python-headless>=4.11"``, aarch64
+  wheels) warps in floating point like the GPU and they agree within 1 level.
 - Measure in a known power mode: ``sudo nvpmodel -m 0`` (MAXN) and ``sudo jetson_clocks``; record both
   (``jetson_power_state()``) with every benchmark.
 """
@@ -43,27 +50,31 @@ L4T_TO_JETPACK = {
 
 
 def trtexec_command(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, options: BuildOptions,
-                    card: ModelCard | None = None, trt_major: int | None = None) -> str:
+                    card: ModelCard | None = None, trt_major: int | None = None, graph: str | None = None,
+                    tensorrt: str | None = None) -> str:
     """The ``trtexec`` command line building the same engine as ``build_engine(onnx_path, engine_path, options)``.
 
-    ``card`` (input name and size) defaults to the one embedded in ``onnx_path``. ``trt_major`` defaults to the
-    installed TensorRT, or 10 (JetPack 6) when none is installed here.
+    ``card`` (input name and size) defaults to the one embedded in ``onnx_path``, ``graph`` (the ONNX precision,
+    "fp32" | "fp16" | "int8") to the file's. The TensorRT version is ``tensorrt`` ("11.4.1"), else ``trt_major``,
+    else the installed one, else 10 (JetPack 6). Raises ConfigError for what ``build_engine`` refuses (the same
+    message), and for an FP16 request on TensorRT 11 when the ONNX precision cannot be read.
     """
-    from deploy.tensorrt.build import major_version, trt_version
+    from deploy.tensorrt.build import graph_precision, trt_version
 
     if card is None:
         from edgepose.onnx_card import read_card
 
         card = read_card(onnx_path)
-    if trt_major is None:
-        trt_major = major_version() if trt_version() is not None else 10
+    if graph is None and os.path.isfile(onnx_path):
+        graph = graph_precision(onnx_path)
+    version = tensorrt or (str(trt_major) if trt_major is not None else trt_version()) or "10"
     w, h = card.input_size
     shape = {k: f"{card.input_name}:{b}x3x{h}x{w}" for k, b in
              (("min", options.min_batch), ("opt", options.opt_batch), ("max", options.max_batch))}
     parts = ["trtexec", f"--onnx={os.fspath(onnx_path)}", f"--saveEngine={os.fspath(engine_path)}",
              f"--minShapes={shape['min']}", f"--optShapes={shape['opt']}", f"--maxShapes={shape['max']}",
              f"--memPoolSize=workspace:{options.workspace_mib}M"]
-    parts += precision_flags(options.precision, trt_major)
+    parts += precision_flags(options.precision, version, graph, dla=options.dla_core is not None)
     if options.dla_core is not None:
         parts.append(f"--useDLACore={options.dla_core}")
         if options.gpu_fallback:
@@ -73,16 +84,31 @@ def trtexec_command(onnx_path: str | os.PathLike, engine_path: str | os.PathLike
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def precision_flags(precision: str, trt_major: int) -> list[str]:
-    """trtexec precision flags: TensorRT 11 is strongly typed (precision from the graph); on 10, ``--fp16`` or
-    ``--stronglyTyped`` for "from-graph" (which for an FP32 graph builds the same FP32 engine)."""
-    if trt_major >= 11:
+def precision_flags(precision: str, tensorrt: str | int, graph: str | None = None, dla: bool = False) -> list[str]:
+    """trtexec precision flags for ``build_engine``'s plan (``plan_precision``) on TensorRT ``tensorrt``.
+
+    10.x: ``--stronglyTyped`` for a strongly typed plan, else ``--fp16`` / ``--int8`` for its builder flags (DLA is
+    weakly typed: trtexec sets FP16 itself for ``--useDLACore``). 11.x: none (precision is the graph's; the plan
+    refuses what the graph cannot give). ``graph`` None (no file to read): the flags that suit any graph, or
+    ConfigError where they depend on it.
+    """
+    from deploy.tensorrt.build import plan_precision, version_tuple
+
+    major = version_tuple(tensorrt)[0]
+    if graph is None:
+        if major >= 11 and precision == "fp16":
+            raise ConfigError("TensorRT 11's trtexec has no --fp16 and cannot tell the ONNX precision here: give "
+                              "the FP16 ONNX (edgepose quantize --mode fp16) with --precision from-graph")
+        if dla and major < 11 and precision != "fp32":
+            raise ConfigError("cannot tell whether the ONNX is a Q/DQ (INT8) graph, which a TensorRT 10 DLA line "
+                              "needs --int8 for: give the ONNX file or its precision")
+        graph = "fp32" if precision == "fp32" or (precision == "fp16" and not dla) else "fp16"
+    plan = plan_precision(precision, graph, tensorrt, dla=dla)
+    if major >= 11:
+        return []
+    if plan.strongly_typed:
         return ["--stronglyTyped"]
-    if precision == "fp16":
-        return ["--fp16"]
-    if precision == "from-graph" and trt_major >= 10:
-        return ["--stronglyTyped"]
-    return []
+    return ["--fp16"] * plan.fp16_flag + ["--int8"] * plan.int8_flag
 
 
 def _run(cmd: list[str]) -> str | None:

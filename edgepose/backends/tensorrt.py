@@ -7,8 +7,10 @@ Buffers are allocated once for the first optimisation profile's largest shapes: 
 pinned host copy for asynchronous transfers, all on one stream. A batch larger than the profile's maximum runs in
 chunks; a chunk smaller than the profile's minimum (or a fixed-batch engine's batch) is padded with zeros and cut
 back. ``infer_device(ptr, n)`` (or ``infer_device(gpu_array)``) runs on an input already on the device
-(``CudaCropper`` output) without a host round trip. ``tensorrt`` and ``pycuda`` are imported only when a backend
-is made.
+(``CudaCropper`` output) without a host round trip; a batch below the profile minimum is copied into the backend's
+own input buffer and zero-padded there, as the host path pads. TensorRT needs every tensor address 256-byte
+aligned (``IExecutionContext::setTensorAddress``); device allocations are, a pointer into the middle of one may not
+be. ``tensorrt`` and ``pycuda`` are imported only when a backend is made.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import numpy as np
 
 from edgepose.backends.base import BackendBase, TensorSpec, check_feeds, read_sidecar_metadata
 from edgepose.errors import InputError, MissingDependencyError, ModelError
+
+TENSOR_ALIGNMENT = 256  # bytes; NvInferRuntime.h setTensorAddress: "The pointer must have at least 256-byte alignment"
 
 
 @dataclass
@@ -227,25 +231,40 @@ class TensorRTBackend(BackendBase):
             if interface is None:
                 raise InputError("infer_device(pointer, n): give n, the batch size, for a bare device pointer")
             n = int(interface["shape"][0])
-        if not self.min_batch <= int(n) <= self.max_batch:
-            raise InputError(f"infer_device runs {self.min_batch}..{self.max_batch} crops per call (the engine's "
-                             f"profile), got {n}: split the batch")
-        t = inputs[0]
+        n = int(n)
+        if n < 1:
+            raise InputError(f"infer_device needs at least 1 crop, got {n}")
+        if n > self.max_batch:
+            raise InputError(f"infer_device runs at most {self.max_batch} crops per call (the engine's profile "
+                             f"maximum), got {n}: split the batch")
+        t, address = inputs[0], device_pointer(pointer)
+        run = max(n, self.min_batch)
         with self.session, checked("TensorRT inference from device memory"):
-            self._set_shape(t.name, (int(n), *t.max_shape[1:]))
-            return self._execute(to_host=to_host, input_pointer=device_pointer(pointer))
+            if run > n:  # below the profile minimum: into our own buffer, zero-padded, as the host path pads
+                item = int(np.prod(t.max_shape[1:], dtype=np.int64)) * t.dtype.itemsize
+                cuda = self.session.cuda
+                cuda.memcpy_dtod_async(t.device, address, n * item, self.stream)
+                cuda.memset_d8_async(int(t.device) + n * item, 0, (run - n) * item, self.stream)
+                address = int(t.device)
+            self._set_shape(t.name, (run, *t.max_shape[1:]))
+            return self._execute(to_host=to_host, input_pointer=address, keep=n)
 
     def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
         if not self._exec.set_input_shape(name, tuple(int(d) for d in shape)):
             raise InputError(f"TensorRT refused input '{name}' shape {list(shape)} for {self.path}")
 
-    def _execute(self, to_host: bool, input_pointer: int | None = None) -> dict[str, Any]:
-        """Bind addresses, enqueue, copy outputs back (or wrap them); the context is current and copies queued."""
+    def _execute(self, to_host: bool, input_pointer: int | None = None, keep: int | None = None) -> dict[str, Any]:
+        """Bind addresses, enqueue, copy outputs back (or wrap them), the first ``keep`` items of each (all by
+        default); the context is current and the input copies are queued."""
         from pycuda import gpuarray
 
         cuda = self.session.cuda
         for t in self._tensors:
             address = input_pointer if (t.is_input and input_pointer is not None) else int(t.device)
+            if address % TENSOR_ALIGNMENT:
+                raise InputError(f"TensorRT needs {TENSOR_ALIGNMENT}-byte aligned tensor addresses; '{t.name}' is at "
+                                 f"{address:#x} ({address % TENSOR_ALIGNMENT} bytes past a boundary): pass the start "
+                                 f"of a device allocation or copy the batch into one")
             if not self._exec.set_tensor_address(t.name, address):
                 raise ModelError(f"TensorRT refused the address of tensor '{t.name}'")
         if not self._exec.execute_async_v3(self.stream.handle):
@@ -255,6 +274,8 @@ class TensorRTBackend(BackendBase):
             if t.is_input:
                 continue
             shape = tuple(int(d) for d in self._exec.get_tensor_shape(t.name))
+            if keep is not None:
+                shape = (min(shape[0], keep), *shape[1:])
             if not to_host:
                 results[t.name] = gpuarray.GPUArray(shape, t.dtype, gpudata=t.device)
                 continue

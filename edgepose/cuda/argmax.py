@@ -111,9 +111,14 @@ class GpuArgmax:
 
         self.session = CudaSession("The GPU argmax", context, stream, device)
         self.context, self.stream = self.session.context, self.session.stream
-        self._kernels = self.session.compile(KERNEL_SOURCE, tuple(KERNELS.values()))
         self._out, self._out_count = None, 0
         self._upload, self._upload_bytes = None, 0
+        self._staging: dict[str, np.ndarray] = {}  # page-locked host buffers for the async copies, by use
+        try:
+            self._kernels = self.session.compile(KERNEL_SOURCE, tuple(KERNELS.values()))
+        except BaseException:
+            self.close()  # nvcc missing: release the context
+            raise
 
     def __call__(self, heatmaps: Any) -> np.ndarray:
         """(N, K, h, w) float32/float16 heatmaps on the device (or host) -> (N, K, 3) float32 [x, y, maxval]."""
@@ -131,20 +136,29 @@ class GpuArgmax:
             raise InputError(f"GpuArgmax reads float32 or float16 heatmaps, got {dtype}")
         n, k, h, w = shape
         maps = n * k
-        result = np.zeros((maps, 3), np.float32)
         if maps == 0:
-            return result.reshape(n, k, 3)
+            return np.zeros((n, k, 3), np.float32)
         cuda = self.session.cuda
         with self.session, checked("argmax (upload, kernel launch, download)"):
-            if host is not None:
+            if host is not None:  # async copies need page-locked host memory: stage the maps there
                 pointer = int(self._ensure_upload(host.nbytes))
-                cuda.memcpy_htod_async(pointer, host, self.stream)
+                staged = self._pinned("upload", host.nbytes, np.uint8)
+                np.copyto(staged, host.reshape(-1).view(np.uint8))
+                cuda.memcpy_htod_async(pointer, staged, self.stream)
             out = self._ensure_out(maps)
             self._kernels[KERNELS[dtype]](np.intp(pointer), np.int32(h * w), np.int32(w), out, block=(THREADS, 1, 1),
                                           grid=(maps, 1), shared=THREADS * 8, stream=self.stream)
+            result = self._pinned("result", maps * 3, np.float32)
             cuda.memcpy_dtoh_async(result, out, self.stream)
             self.stream.synchronize()
-        return result.reshape(n, k, 3)
+        return result.reshape(n, k, 3).copy()
+
+    def _pinned(self, use: str, count: int, dtype) -> np.ndarray:
+        """The first ``count`` elements of the page-locked buffer for ``use`` (grown, never shrunk)."""
+        held = self._staging.get(use)
+        if held is None or held.size < count:
+            held = self._staging[use] = self.session.cuda.pagelocked_empty(max(count, 1), dtype)
+        return held[:count]
 
     def _ensure_out(self, maps: int):
         if maps > self._out_count:
@@ -171,6 +185,7 @@ class GpuArgmax:
                 if buffer is not None:
                     buffer.free()
             self._out = self._upload = None
+            self._staging = {}
         self.session.close()
 
     def __enter__(self) -> GpuArgmax:

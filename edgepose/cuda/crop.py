@@ -1,6 +1,10 @@
 """GPU crop: one fused CUDA kernel does warp + bilinear + colour order + mean/std + NCHW for a batch of boxes.
 
-The kernel replicates the CPU path (``edgepose.preprocess.Cropper``) sample for sample:
+The kernel replicates the CPU path (``edgepose.preprocess.Cropper``) sample for sample on OpenCV >= 4.11, whose
+uint8 warp is floating point like the kernel's. Older OpenCV (JetPack 6 ships 4.8.0) warps in fixed point: source
+coordinates rounded to 1/32 pixel, so the CPU crop then differs from the kernel's (and from the exact bilinear value)
+by up to ``cpu_parity_levels()`` = 9 grey levels; the kernel is unchanged, only the CPU path is coarser.
+The formula, as on OpenCV >= 4.11:
 
 - ``Cropper.warp`` calls ``cv2.warpAffine(frame, M, flags=INTER_LINEAR, BORDER_CONSTANT, 0)`` with the forward
   matrix M (frame -> crop) and no ``WARP_INVERSE_MAP``, so OpenCV inverts M and sets
@@ -14,8 +18,9 @@ The kernel replicates the CPU path (``edgepose.preprocess.Cropper``) sample for 
 - Output channel c reads frame channel 2 - c for ``color: rgb`` (BGR -> RGB), channel c for ``bgr``; float16
   output rounds the float32 value to nearest even, as ``ndarray.astype(np.float16)`` does.
 
-``reference_crop`` is the slow, obvious numpy version of the same formula (float64); the tests hold the OpenCV
-path to it on CPU and the kernel to the OpenCV path on GPU. pycuda is imported only when a ``CudaCropper`` is made.
+``reference_crop`` is the slow, obvious numpy version of the same formula (float64); the tests hold the kernel to
+it, and the OpenCV path to it and to the kernel within ``cpu_parity_levels()`` of the installed OpenCV. pycuda is
+imported only when a ``CudaCropper`` is made.
 """
 
 from __future__ import annotations
@@ -85,6 +90,27 @@ extern "C" __global__ void crop_f16(const unsigned char* frame, int width, int h
 """
 KERNELS = {np.dtype(np.float32): "crop_f32", np.dtype(np.float16): "crop_f16"}
 BLOCK = (32, 8, 1)
+OPENCV_FLOAT_WARP = (4, 11)  # the first OpenCV whose uint8 warpAffine is floating point
+# OpenCV < 4.11 rounds each source coordinate to 1/32 px: off by <= 1/64 + 1/1024 px per axis (the 1/1024 from its
+# intermediate rounding), and a bilinear sample changes by <= 255 levels per px per axis, so 255 * 2 * 0.0166 = 8.5
+# levels, plus the two roundings to a uint8 level: <= 9 (measured worst: 8 on a checkerboard, 7 on noise).
+FIXED_POINT_LEVELS = 9.0
+
+
+def opencv_float_warp(version: str | None = None) -> bool:
+    """True when OpenCV ``version`` (default: the installed cv2) warps uint8 images in floating point (>= 4.11)."""
+    if version is None:
+        import cv2
+
+        version = cv2.__version__
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    return parts >= OPENCV_FLOAT_WARP
+
+
+def cpu_parity_levels(version: str | None = None) -> float:
+    """Most grey levels a ``CudaCropper`` crop can differ from ``Cropper``'s with OpenCV ``version`` (installed by
+    default): 1 on OpenCV >= 4.11 (a rounding tie, in a tiny share of pixels), 9 on the fixed-point warp before."""
+    return 1.0 if opencv_float_warp(version) else FIXED_POINT_LEVELS
 
 
 def channel_tables(card: ModelCard) -> tuple[tuple[int, int, int], np.ndarray]:
@@ -148,6 +174,7 @@ class CudaCropper:
     ``edgepose.cuda.session`` (default: the device's primary context and a new stream). Work is queued on the
     stream and not waited for: a consumer on another stream must call ``synchronize()`` first (or share the
     stream, e.g. ``TensorRTBackend(path, context=cropper.context, stream=cropper.stream)``).
+    ``cpu_parity_levels``: how far (grey levels) its crops can be from ``Cropper``'s with the installed OpenCV.
     """
 
     def __init__(self, card: ModelCard, max_batch: int, stream: Any = None, context: Any = None,
@@ -164,21 +191,29 @@ class CudaCropper:
         self.udp = card.codec == "udp"
         self.padding = card.bbox_padding
         self.source, tables = channel_tables(card)
+        self.cpu_parity_levels = cpu_parity_levels()
         self.session = CudaSession("The CUDA crop", context, stream, device)
         self.context, self.stream = self.session.context, self.session.stream
+        self._out = self._lut = self._inverse = self._frame = self._frame_host = self._staged = None
+        self._frame_bytes, self._last = 0, None  # _last: (pointer, n) of the latest batch
+        try:
+            self._setup(tables)
+        except BaseException:
+            self.close()  # nvcc missing, out of memory: free what was made and release the context
+            raise
+
+    def _setup(self, tables: np.ndarray) -> None:
         width, height = self.size
         self._kernel = self.session.compile(KERNEL_SOURCE, (KERNELS[self.dtype],))[KERNELS[self.dtype]]
         self._out = self.session.alloc(self.max_batch * 3 * height * width * self.dtype.itemsize)
         self._lut = self.session.alloc(tables.nbytes)
         self._inverse = self.session.alloc(self.max_batch * 6 * 4)
         self._inverse_host = self.session.pinned(self.max_batch * 6, np.float32)
-        self._frame, self._frame_host, self._frame_bytes = None, None, 0
         cuda = self.session.cuda
         with self.session, _checked("LUT upload"):
             cuda.memcpy_htod(self._lut, tables)
             self._staged = cuda.Event()  # host staging buffers are free once this event has passed
             self._staged.record(self.stream)
-        self._last: tuple[int, int] | None = None  # (pointer, n) of the latest batch
 
     def affine(self, boxes: np.ndarray) -> Affine:
         """The crop transforms for (N, 4) xyxy boxes (same as ``Cropper.affine``)."""
@@ -254,8 +289,8 @@ class CudaCropper:
         host = np.empty((n, 3, height, width), self.dtype)
         if n:
             with self.session, _checked("download of the crop batch"):
-                self.session.cuda.memcpy_dtoh_async(host, target, self.stream)
-                self.stream.synchronize()
+                self.stream.synchronize()  # then a plain copy: an async one would need page-locked memory
+                self.session.cuda.memcpy_dtoh(host, target)
         return host
 
     def close(self) -> None:

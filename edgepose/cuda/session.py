@@ -11,17 +11,25 @@
   making it, or another session's ``.context``); it is pushed around every call here and never released here.
 
 Every method that touches CUDA pushes the context for its duration (``with session:``) and pops it after, so no
-context is left current on the caller's thread. Every pycuda call raises on failure; ``checked`` turns that into
-``DeviceError`` naming the call.
+context is left current on the caller's thread; ``close()`` restores the thread's context stack too (see there).
+Every pycuda call raises on failure; ``checked`` turns that (and pytools' errors from running nvcc) into
+``DeviceError`` naming the call. Kernels are compiled at run time by nvcc, which must be on PATH.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import shutil
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 from edgepose.errors import DeviceError, MissingDependencyError
+
+NVCC_MISSING = ("{feature} compiles its CUDA kernel at run time with nvcc, which is not on PATH: on a Jetson add "
+                "/usr/local/cuda/bin to PATH (JetPack installs the CUDA toolkit there), elsewhere install the CUDA "
+                "toolkit")
 
 
 def load_pycuda(feature: str):
@@ -43,9 +51,33 @@ def checked(what: str) -> Iterator[None]:
         yield
     except Exception as exc:
         module = type(exc).__module__ or ""
-        if module.startswith("pycuda"):
-            raise DeviceError(f"CUDA {what} failed: {type(exc).__name__}: {exc}") from exc
+        if module.startswith(("pycuda", "pytools")):  # pytools.prefork.ExecError: nvcc could not be run
+            message = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise DeviceError(f"CUDA {what} failed: {message}") from exc
         raise
+
+
+def _libcuda() -> ctypes.CDLL:
+    """The CUDA driver library pycuda is linked against (already loaded in this process)."""
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    raise DeviceError("cannot load the CUDA driver library (libcuda.so.1) to restore the context stack")
+
+
+def _pop_driver_context() -> None:
+    """``cuCtxPopCurrent``: pop the thread's current context, which pycuda's ``detach`` of a primary context pushed.
+
+    pycuda (src/cpp/cuda.hpp ``context::detach``) pushes a context that is not current before releasing it, and for a
+    primary context the release is ``cuDevicePrimaryCtxRelease``, which never pops ("unlike cuCtxDestroy() this
+    method does not pop the context from stack in any circumstances", CUDA driver API).
+    """
+    handle = ctypes.c_void_p()
+    status = _libcuda().cuCtxPopCurrent_v2(ctypes.byref(handle))
+    if status != 0:
+        raise DeviceError(f"CUDA context release failed: cuCtxPopCurrent returned CUDA error {status}")
 
 
 class CudaSession:
@@ -53,7 +85,11 @@ class CudaSession:
 
     def __init__(self, feature: str, context: Any = None, stream: Any = None, device: int = 0) -> None:
         cuda = self.cuda = load_pycuda(feature)
+        self.feature = feature
         self._owned = context is None
+        self._thread = threading.get_ident()
+        self._depth = 0
+        self.context = None
         with checked("initialisation (cuInit)"):
             cuda.init()
             if context is None:
@@ -63,15 +99,21 @@ class CudaSession:
                 context = cuda.Device(device).retain_primary_context()
         self.context = context
         self._modules: list = []  # compiled modules stay alive as long as their kernels may run
-        with self, checked("stream creation"):
-            self.stream = stream if stream is not None else cuda.Stream()
+        try:
+            with self, checked("stream creation"):
+                self.stream = stream if stream is not None else cuda.Stream()
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> CudaSession:
         with checked("context push"):
             self.context.push()
+        self._depth += 1
         return self
 
     def __exit__(self, *exc) -> None:
+        self._depth -= 1
         with checked("context pop"):
             self.cuda.Context.pop()
 
@@ -84,6 +126,8 @@ class CudaSession:
         """Compile CUDA C ``source`` (nvcc, via pycuda's cache) in this context; the kernels by name."""
         from pycuda.compiler import SourceModule
 
+        if shutil.which("nvcc") is None:
+            raise MissingDependencyError(NVCC_MISSING.format(feature=self.feature))
         with self, checked("kernel compilation (nvcc)"):
             module = SourceModule(source, no_extern_c=True, options=["-O3"])
             kernels = {name: module.get_function(name) for name in names}
@@ -101,12 +145,20 @@ class CudaSession:
             return self.cuda.pagelocked_empty(max(int(count), 1), dtype)
 
     def close(self) -> None:
-        """Release the primary context retained here (a caller's context is left alone)."""
-        if self._owned and self.context is not None:
+        """Release the primary context retained here (a caller's context is left alone); not inside ``with``.
+
+        The thread's context stack is left as it was: pycuda's ``detach`` pushes the (not current) primary context
+        and releases it without a pop, so the pop is done here. From another thread than the one that made the
+        session, pycuda's ``detach`` touches neither the stack nor the retain count.
+        """
+        if self._depth:
+            raise DeviceError(f"{self.feature}: close() inside 'with session:' would release a context in use")
+        context, self.context, self._modules = self.context, None, []
+        if self._owned and context is not None:
             with checked("context release"):
-                self.context.detach()
-        self.context = None
-        self._modules = []
+                context.detach()
+            if threading.get_ident() == self._thread:
+                _pop_driver_context()
 
 
 def device_pointer(obj: Any) -> int:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+import shlex
 import shutil
 import sys
 import types
@@ -22,6 +24,9 @@ from deploy.tensorrt.engine_cache import EngineCache, GpuInfo, parse_nvidia_smi
 from deploy.tensorrt.jetson import jetpack_from_l4t, jetson_power_state, parse_tegra_release, trtexec_command
 from edgepose.card import ModelCard
 from edgepose.errors import ConfigError, MissingDependencyError, ModelError
+from tests.helpers.fake_tensorrt import fake_builder_trt as _fake_trt
+from tests.helpers.fake_tensorrt import timing_cache_bytes
+from tests.helpers.trtexec_rules import trtexec_outcome
 
 CARD = ModelCard(input_size=(96, 128), mean=(0, 0, 0), std=(1, 1, 1), color="rgb", codec="msra",
                  heatmap_size=(24, 32), decode="dark")
@@ -69,136 +74,6 @@ class FakeBuilder:
     def __call__(self, onnx_path, engine_path, options):
         self.calls += 1
         Path(engine_path).write_bytes(b"ENGINE" * 100 + str(self.calls).encode())
-
-
-def _fake_trt(version: str, dla_cores: int = 0, parse_errors: int = 0) -> types.ModuleType:
-    """A stand-in for ``tensorrt`` with the documented Python API; every call lands in ``trt.log``."""
-    import onnx
-
-    trt = types.ModuleType("tensorrt")
-    trt.__version__ = version
-    log: list = []
-    trt.log = log
-    major = int(version.split(".")[0])
-    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=2: None})
-    trt.NetworkDefinitionCreationFlag = types.SimpleNamespace(EXPLICIT_BATCH=0, STRONGLY_TYPED=1)
-    flags = {"GPU_FALLBACK": "GPU_FALLBACK"} | ({} if major >= 11 else {"FP16": "FP16", "INT8": "INT8"})
-    trt.BuilderFlag = types.SimpleNamespace(**flags)
-    trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
-    trt.DeviceType = types.SimpleNamespace(GPU="GPU", DLA="DLA")
-
-    class Tensor:
-        def __init__(self, name, shape):
-            self.name, self.shape = name, shape
-
-    class Network:
-        def __init__(self):
-            self.inputs = []
-
-        num_inputs = property(lambda self: len(self.inputs))
-
-        def get_input(self, i):
-            return self.inputs[i]
-
-    class Error:
-        def __init__(self, i):
-            self.i = i
-
-        def desc(self):
-            return f"unsupported thing {self.i}"
-
-        def node(self):
-            return 10 + self.i
-
-        def node_name(self):
-            return f"/model/Conv_{self.i}"
-
-        def node_operator(self):
-            return "Conv"
-
-        def code(self):
-            return "ErrorCode.UNSUPPORTED_NODE"
-
-    class OnnxParser:
-        def __init__(self, network, logger):
-            self.network, self.num_errors = network, 0
-
-        def parse_from_file(self, path):
-            if parse_errors:
-                self.num_errors = parse_errors
-                return False
-            for inp in onnx.load(path).graph.input:
-                dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inp.type.tensor_type.shape.dim]
-                self.network.inputs.append(Tensor(inp.name, tuple(dims)))
-            return True
-
-        def get_error(self, i):
-            return Error(i)
-
-    class Profile:
-        def set_shape(self, name, low, opt, high):
-            log.append(("profile", name, low, opt, high))
-
-    class Cache:
-        def __init__(self, data):
-            self.data = bytes(data)
-
-        def serialize(self):
-            return self.data + b"+tuned"
-
-    class Config:
-        default_device_type, DLA_core, cache = "GPU", -1, None
-
-        def add_optimization_profile(self, profile):
-            log.append(("add_profile",))
-
-        def set_memory_pool_limit(self, pool, size):
-            log.append(("pool", pool, size))
-
-        def set_flag(self, flag):
-            log.append(("flag", flag))
-
-        def create_timing_cache(self, data):
-            return Cache(data)
-
-        def set_timing_cache(self, cache, ignore_mismatch):
-            self.cache = cache
-            log.append(("timing_cache", cache.data))
-            return True
-
-        def get_timing_cache(self):
-            return self.cache
-
-    class Builder:
-        num_DLA_cores = dla_cores
-
-        def __init__(self, logger):
-            log.append(("builder",))
-
-        def create_network(self, flags):
-            log.append(("network_flags", flags))
-            return Network()
-
-        def create_builder_config(self):
-            self.config = Config()
-            return self.config
-
-        def create_optimization_profile(self):
-            return Profile()
-
-        def build_serialized_network(self, network, config):
-            log.append(("device", config.default_device_type, config.DLA_core))
-            return b"SERIALIZED-ENGINE"
-
-    class Runtime:
-        def __init__(self, logger):
-            pass
-
-        def deserialize_cuda_engine(self, data):
-            return object() if data == b"SERIALIZED-ENGINE" else None
-
-    trt.Builder, trt.OnnxParser, trt.Runtime = Builder, OnnxParser, Runtime
-    return trt
 
 
 # ---------------------------------------------------------------------------------------------- engine cache
@@ -291,12 +166,14 @@ def test_trtexec_lines_per_tensorrt_version(monkeypatch):
                     "--optShapes=input:4x3x128x96 --maxShapes=input:16x3x128x96 --memPoolSize=workspace:512M "
                     "--fp16 --timingCacheFile=t.cache")
     monkeypatch.setattr(tb, "trt_version", lambda: "11.0.0")
-    line11 = trtexec_command("pose.onnx", "pose.engine", opts, card=CARD)
-    assert line11 == line.replace("--fp16", "--stronglyTyped")
+    with pytest.raises(ConfigError, match="no --fp16"):  # 11: no --fp16, and an FP16 request needs an FP16 graph
+        trtexec_command("pose.onnx", "pose.engine", opts, card=CARD)
+    line11 = trtexec_command("pose.onnx", "pose.engine", opts, card=CARD, graph="fp16")
+    assert line11 == line.replace(" --fp16", "")  # 11: strongly typed always, precision from the graph
     dla = trtexec_command("my model.onnx", "e", BuildOptions(dla_core=1, min_batch=1, opt_batch=1, max_batch=1),
-                          card=CARD, trt_major=10)
+                          card=CARD, trt_major=10, graph="fp16")
     assert dla.startswith("trtexec '--onnx=my model.onnx'") and dla.endswith("--useDLACore=1 --allowGPUFallback")
-    assert "--stronglyTyped" in dla  # from-graph on TensorRT 10
+    assert "--stronglyTyped" not in dla and "--fp16" in dla  # 10.3's --useDLACore sets FP16: weakly typed
     fp32 = trtexec_command("a.onnx", "b", BuildOptions(precision="fp32"), card=CARD, trt_major=10)
     assert "--fp16" not in fp32 and "--stronglyTyped" not in fp32
     monkeypatch.setattr(tb, "trt_version", lambda: None)  # no TensorRT here: JetPack 6's TensorRT 10
@@ -320,6 +197,7 @@ def test_version_functions_with_fake_tensorrt(monkeypatch):
     assert tb.network_flags(_fake_trt("10.3.0")) == 0
     assert tb.network_flags(_fake_trt("10.3.0"), strongly_typed=True) == 1 << 1
     assert tb.network_flags(_fake_trt("11.0.0"), strongly_typed=True) == 0
+    assert not hasattr(_fake_trt("11.0.0").NetworkDefinitionCreationFlag, "EXPLICIT_BATCH")  # gone in 11
     assert tb.network_flags(_fake_trt("8.5.2")) == 1 << 0
     trt10, log = _fake_trt("10.3.0"), []
     tb.set_fp16(types.SimpleNamespace(set_flag=log.append), trt10)
@@ -348,19 +226,20 @@ def test_build_engine_drives_the_api(fp32_onnx, bundle, tmp_path, monkeypatch):
     trt = _fake_trt("10.3.0")
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
     cache = tmp_path / "timing.cache"
-    cache.write_bytes(b"old")
+    cache.write_bytes(timing_cache_bytes("10.3.0", b"old"))
     opts = BuildOptions(precision="fp16", min_batch=1, opt_batch=2, max_batch=8, workspace_mib=64,
                         timing_cache=str(cache))
     result = build_engine(fp32_onnx, tmp_path / "e.engine", opts)
     assert ("network_flags", 0) in trt.log and ("flag", "FP16") in trt.log
     assert ("profile", "input", (1, 3, 128, 96), (2, 3, 128, 96), (8, 3, 128, 96)) in trt.log
     assert ("pool", "WORKSPACE", 64 << 20) in trt.log and ("timing_cache", b"old") in trt.log
-    assert (tmp_path / "e.engine").read_bytes() == b"SERIALIZED-ENGINE" and cache.read_bytes() == b"old+tuned"
+    assert (tmp_path / "e.engine").read_bytes() == b"SERIALIZED-ENGINE"
+    assert cache.read_bytes() == timing_cache_bytes("10.3.0", b"old+tuned")
     assert ModelCard.from_file(tmp_path / "e.engine.card.json") == CARD
     assert (result.graph_precision, result.engine_precision, result.card_path) == (
         "fp32", "fp16", str(tmp_path / "e.engine.card.json"))
 
-    trt11 = _fake_trt("11.0.0", dla_cores=2)
+    trt11 = _fake_trt("11.4.1", dla_cores=2)  # DLA is back in 11.4.1 (absent in 11.0-11.3)
     monkeypatch.setitem(sys.modules, "tensorrt", trt11)
     fp16 = bundle / "pose_fp16.onnx"
     out = build_engine(fp16, tmp_path / "h.engine", BuildOptions(precision="fp16", dla_core=1))
@@ -460,9 +339,60 @@ def test_bundle_is_consistent(bundle, fp32_onnx):
         assert f"build-engine pose_{v}.onnx --out pose_{v}.engine" in script
         assert f"#   trtexec --onnx=pose_{v}.onnx --saveEngine=pose_{v}.engine" in script
     assert "--dla-core 0" in script and "--useDLACore=0 --allowGPUFallback" in script
+    assert "--stronglyTyped --useDLACore" not in script  # trtexec 10.3 sets FP16 for DLA: weakly typed only
     assert "pose_fp32_dla0" not in script  # DLA has no FP32
     assert "onnxruntime-gpu" in (bundle / "requirements-jetson.txt").read_text()
     assert set(manifest["files"]) == {p.name for p in bundle.iterdir()} - {"manifest.json"}
+
+
+def _script_blocks(script: str) -> list[tuple[list[str], dict[str, str]]]:
+    """Each ``edgepose build-engine`` line of build_engines.sh with the commented trtexec lines under it, by label
+    ("10" for the unlabelled TensorRT 10 line, else the label before ``: trtexec``)."""
+    blocks: list[tuple[list[str], dict[str, str]]] = []
+    for raw in script.splitlines():
+        line = raw.strip()
+        if line.startswith('"$EDGEPOSE" build-engine'):
+            blocks.append((shlex.split(line)[2:], {}))
+        elif blocks and re.match(r"#\s+(TensorRT [\d.+]+[^:]*: )?trtexec ", line):
+            label, _, command = line.lstrip("# ").partition("trtexec ")
+            blocks[-1][1][label.strip(": ") or "TensorRT 10"] = "trtexec " + command
+    return blocks
+
+
+def test_bundle_trtexec_lines_follow_tensorrt_10_3_and_11_rules(bundle, monkeypatch, tmp_path):
+    """Line by line: every variant's trtexec lines (FP32, FP16, INT8, DLA FP16/INT8) are accepted by trtexec 10.3 /
+    11.x (tests.helpers.trtexec_rules), build the precision the variant is for, and configure the builder exactly as
+    ``build_engine`` does with the same options on the same TensorRT (strict fake)."""
+    import argparse
+
+    from deploy.tensorrt.cli import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    graphs = {v["onnx"]: v["graph_precision"] for v in manifest["variants"].values()}
+    blocks = _script_blocks((bundle / "build_engines.sh").read_text())
+    assert len(blocks) == 5  # fp32, fp16, int8 on the GPU; fp16, int8 on DLA
+    seen = set()
+    for args, lines in blocks:
+        ns = parser.parse_args([str(bundle / args[0]), *args[1:]])
+        dla = ns.dla_core is not None
+        graph = graphs[args[0]]
+        versions = {"TensorRT 10": "10.3.0", ("TensorRT 11.4.1+" if dla else "TensorRT 11"): "11.4.1"}
+        assert set(lines) == set(versions), (args, lines)
+        for label, version in versions.items():
+            outcome = trtexec_outcome(lines[label], version, graph)
+            assert outcome["warnings"] == [] and outcome["precision"] == graph, (label, lines[label])
+            trt = _fake_trt(version, dla_cores=2)
+            monkeypatch.setitem(sys.modules, "tensorrt", trt)
+            options = BuildOptions(precision=ns.precision, min_batch=ns.min_batch, opt_batch=ns.opt_batch,
+                                   max_batch=ns.max_batch, workspace_mib=ns.workspace_mib, dla_core=ns.dla_core,
+                                   timing_cache=str(tmp_path / f"{version}.cache"))
+            result = build_engine(ns.model, tmp_path / "e.engine", options)
+            built = next(entry[1] for entry in trt.log if entry[0] == "built")
+            assert outcome["config"] == built and result.engine_precision == graph, (label, lines[label])
+            seen.add((graph, dla, version))
+    assert len(seen) == 10
 
 
 def test_check_bundle_reports_problems(bundle, fp32_onnx, tmp_path):

@@ -3,7 +3,8 @@
 - nvcc compiles both kernel sources for Jetson Orin (sm_87) and Hopper (sm_90), as pycuda would (skipped without
   nvcc);
 - the kernels' own source, compiled by g++ with a shim and looped over the launch grid (tests.helpers.cuda_emulation),
-  matches OpenCV's ``Cropper`` (crop) and ``argmax_reference`` (argmax: ties across threads and the reduction,
+  matches OpenCV's ``Cropper`` (crop; within the bound of the installed OpenCV, tests.helpers.crop_parity) and the
+  exact ``reference_crop``, and ``argmax_reference`` (argmax: ties across threads and the reduction,
   NaN, maps smaller than a block) (skipped without g++);
 - ``CudaCropper``, ``GpuArgmax`` and ``TensorRTBackend`` run on host-memory stand-ins for pycuda and TensorRT that
   execute those kernels: buffer sizes, staging, launch geometry, ``out=``, profiles, chunks and padding.
@@ -22,11 +23,12 @@ import pytest
 
 from edgepose.card import ModelCard
 from edgepose.cuda.argmax import argmax_reference
-from edgepose.cuda.crop import channel_tables
+from edgepose.cuda.crop import channel_tables, opencv_float_warp, reference_crop
 from edgepose.errors import InputError, MissingDependencyError
 from edgepose.preprocess import Cropper
-from tests.helpers import cuda_emulation
+from tests.helpers import cuda_emulation, fake_pycuda
 from tests.helpers.crop_cases import assert_same_crops, frames, make_card, random_affine
+from tests.helpers.crop_parity import assert_cpu_parity
 
 needs_gxx = pytest.mark.skipif(cuda_emulation.compiler() is None, reason="no g++ to run the CUDA kernels on the CPU")
 
@@ -47,7 +49,8 @@ def test_crop_kernel_source_run_on_cpu_matches_cropper(kernels_on_cpu, coco_dir,
             affine = random_affine(np.random.default_rng(len(name)), frame.shape, 8, card)
             got = cuda_emulation.crop(kernels_on_cpu, frame, affine.inverse().matrices, tables, source,
                                       card.input_size, dtype)
-            assert_same_crops(got, Cropper(card, dtype).warp(frame, affine), card)
+            assert_cpu_parity(got, Cropper(card, dtype).warp(frame, affine), card)
+            assert_same_crops(got, reference_crop(frame, affine, card).astype(dtype), card)  # the exact formula
 
 
 @needs_gxx
@@ -85,12 +88,13 @@ def test_kernels_compile_with_nvcc(tmp_path, arch):
 
 
 @pytest.fixture()
-def stand_in_pycuda(kernels_on_cpu, monkeypatch):
-    """pycuda replaced by tests.helpers.cuda_emulation's host-memory stand-in running the kernels through g++."""
-    modules = cuda_emulation.fake_pycuda(kernels_on_cpu)
-    for name, module in modules.items():
-        monkeypatch.setitem(sys.modules, name, module)
-    return modules
+def stand_in_pycuda(kernels_on_cpu, monkeypatch, tmp_path):
+    """pycuda replaced by tests.helpers.fake_pycuda's strict host-memory stand-in running the kernels through g++;
+    after the test, no context is left current and every retained primary context is released."""
+    modules = fake_pycuda.install(monkeypatch, kernels_on_cpu, tmp_path)
+    yield modules
+    state = modules["pycuda.driver"].state
+    assert state.driver_stack == [] and all(count == 0 for count in state.retained.values()), vars(state)
 
 
 @needs_gxx
@@ -106,13 +110,14 @@ def test_cuda_cropper_logic_on_a_stand_in_pycuda(stand_in_pycuda, coco_dir, dtyp
             batch, affine = cropper(frame, boxes)
             assert batch.shape == (4, 3, 256, 192) and batch.dtype == dtype and len(affine) == 4
             want = Cropper(card, dtype)(frame, boxes)[0]
-            assert_same_crops(cropper.to_host(), want, card)
+            assert_cpu_parity(cropper.to_host(), want, card)
             with cropper.session:  # pycuda calls need the context current
-                assert_same_crops(batch.get(), want, card)
-        target = stand_in_pycuda["pycuda.driver"].mem_alloc(2 * 3 * 256 * 192 * np.dtype(dtype).itemsize)
+                assert_cpu_parity(batch.get(), want, card)
+        with cropper.session:  # cuMemAlloc needs a current context
+            target = stand_in_pycuda["pycuda.driver"].mem_alloc(2 * 3 * 256 * 192 * np.dtype(dtype).itemsize)
         batch, _ = cropper(frame, boxes[:2], out=target)
         assert int(batch.gpudata) == int(target)
-        assert_same_crops(cropper.to_host(), Cropper(card, dtype)(frame, boxes[:2])[0], card)
+        assert_cpu_parity(cropper.to_host(), Cropper(card, dtype)(frame, boxes[:2])[0], card)
         empty, _ = cropper(frame, np.zeros((0, 4)))
         assert empty.shape == (0, 3, 256, 192) and cropper.to_host().shape == (0, 3, 256, 192)
         with pytest.raises(InputError, match="max_batch 8"):
@@ -170,8 +175,10 @@ def test_tensorrt_backend_logic_on_stand_ins(stand_in_pycuda, monkeypatch, tmp_p
         kept = backend.infer_device(on_device.gpudata, 3, to_host=False)["heatmaps"]
         with backend.session:
             np.testing.assert_allclose(kept.get(), want[:3], rtol=1e-6)
-        with pytest.raises(InputError, match="2..4 crops"):
-            backend.infer_device(on_device, 1)
+        np.testing.assert_allclose(backend.infer_device(on_device, 1)["heatmaps"], want[:1], rtol=1e-6)
+        assert backend._engine.runs[-1] == 2  # one crop, padded to the profile minimum as the host path pads
+        with pytest.raises(InputError, match="at most 4 crops"):
+            backend.infer_device(on_device.gpudata, 5)
         with pytest.raises(InputError, match="give n"):
             backend.infer_device(int(on_device.gpudata))
     with pytest.raises(ModelError, match="closed"):
@@ -223,6 +230,8 @@ def test_pose_estimator_crops_on_the_gpu_in_profile_sized_chunks(stand_in_pycuda
     with (OnnxRuntimeBackend(path) as plain_backend, DeviceBackend(path) as device_backend,
           PoseEstimator(plain_backend) as cpu, PoseEstimator(device_backend, crop="cuda") as gpu):
         device_backend.cropper = gpu.gpu_cropper
+        if not opencv_float_warp():  # OpenCV < 4.11 crops in fixed point: give the CPU path the exact crops
+            cpu.cropper.warp = lambda frame, affine, reuse=False: reference_crop(frame, affine, card)
         want, got = cpu(frame, boxes), gpu(frame, boxes)
     assert device_backend.calls == [4, 4, 2]
     assert np.abs(got.xy - want.xy).max() < 0.5  # crops agree within one grey level (see the crop tests)
