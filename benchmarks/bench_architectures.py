@@ -4,8 +4,9 @@
 
 Each network is built with random weights (time does not depend on them), exported with ``deploy.export`` (opset 17,
 onnxslim, dynamic batch, card embedded) and run by ONNX Runtime's CPU provider with the given threads. In every
-round each model runs each batch size once, in turn, so that drifting machine load hits all alike; the table gives
-medians of the per-call time divided by the batch (ms per person), plus params and GFLOPs at 256x192.
+round each model runs each batch size once, in turn, so that drifting machine load hits all alike (the quickstart's
+``latency_table``); the table gives medians of the per-call time divided by the batch (ms per person), plus params
+and GFLOPs at 256x192.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -47,31 +47,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "architectures.json"))
     args = parser.parse_args(argv)
-    from edgepose.backends.onnxruntime import OnnxRuntimeBackend, OrtOptions
+    from quickstart.bench import latency_table
+    from quickstart.config import BenchStage
 
-    options = OrtOptions(threads=args.threads, providers=("CPUExecutionProvider",))
-    rng = np.random.default_rng(0)
-    x = rng.normal(0, 1, (max(args.batches), 3, 256, 192)).astype(np.float32)
+    settings = BenchStage(rounds=args.rounds, warmup=args.warmup, batches=list(args.batches), threads=args.threads)
+    crops = np.random.default_rng(0).normal(0, 1, (max(args.batches), 3, 256, 192)).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         made = {arch: export(arch, tmp) for arch in ARCHS}
-        backends = {arch: OnnxRuntimeBackend(path, options) for arch, (path, _) in made.items()}
-        times = {arch: {n: [] for n in args.batches} for arch in ARCHS}
-        try:
-            for backend in backends.values():
-                for n in args.batches:
-                    for _ in range(args.warmup):
-                        backend.infer({backend.inputs[0].name: x[:n]})
-            for _ in range(args.rounds):
-                for arch, backend in backends.items():
-                    for n in args.batches:
-                        t0 = time.perf_counter()
-                        backend.infer({backend.inputs[0].name: x[:n]})
-                        times[arch][n].append((time.perf_counter() - t0) * 1e3 / n)
-        finally:
-            for backend in backends.values():
-                backend.close()
-    rows = [{"arch": arch, **made[arch][1], **{f"ms_per_person_b{n}": float(np.median(times[arch][n]))
-                                                for n in args.batches}} for arch in ARCHS]
+        timing = latency_table({arch: path for arch, (path, _) in made.items()}, crops, settings, progress=False)
+    rows = [{"arch": arch, **made[arch][1], **timing[arch]} for arch in ARCHS]
     record = {"benchmark": "architectures", "command": " ".join(["python -m benchmarks.bench_architectures",
                                                                    *(argv if argv is not None else sys.argv[1:])]),
               "input": "256x192", "threads": args.threads, "rounds": args.rounds, "rows": rows,

@@ -1,8 +1,9 @@
 """The schedules of ``edgepose quickstart``: one dataclass per stage, gathered in a ``QuickstartProfile``.
 
-Two profiles ship, measured on a 2-core AMD EPYC VM that was also running other training jobs (load ~5):
-``FAST`` (``--fast``: 2.0 min, accuracy near zero by design) and ``DEFAULT`` (24.7 min; AP about 0.05 on the
-synthetic val split: teacher, student and pruned student have learnt something, not much). Any other schedule is
+Two profiles ship. ``FAST`` (``--fast``) learns an easier task (the synthetic set's "easy" level at 64x96): its
+teacher reaches AP 0.545 and distillation beats the same student alone by 6 points (README: the measured run).
+``DEFAULT`` is the hard level at 96x128 (24.7 min measured before the student-alone stage was added; AP about 0.05:
+it has learnt something, not much). Any other schedule is
 a YAML file of the same shape (``--config FILE``; unknown keys are refused by path)::
 
     name: mine
@@ -136,14 +137,13 @@ FAST_AUGMENT = {"scale_range": [0.85, 1.15], "rotation": 10.0, "rotate_prob": 0.
 FAST = QuickstartProfile(
     name="fast",
     data=DataStage(train=400, val=40, level="easy"),
-    teacher=TrainStage("simple_baseline_18", epochs=12, lr=5e-3, warmup_iters=20),
+    teacher=TrainStage("simple_baseline_18", epochs=16, lr=5e-3, warmup_iters=20),
     student=StudentStage("lite_hrnet_tiny", epochs=4, lr=5e-3, warmup_iters=20),
     prune=PruneStage(target_flops_ratio=0.3, epochs=1),
     quantize=QuantizeStage(calib_images=32),
     benchmark=BenchStage(rounds=20),
     card=dict(FAST_CARD),
     augment=dict(FAST_AUGMENT),
-    low_accuracy=True,
 )
 
 DEFAULT = QuickstartProfile(
