@@ -7,6 +7,7 @@ an interrupted run exits 130 and says what it saved.
 from __future__ import annotations
 
 import hashlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,9 +77,9 @@ def test_resume_and_overwrite_together_are_refused(finished):
     assert digest(run) == before
 
 
-def test_overwrite_starts_over(synth, tmp_path):
+def test_overwrite_starts_over(finished, synth, tmp_path):
+    shutil.copytree(finished[0], tmp_path / "run")  # a finished run (not the module's own: it stays untouched)
     spec = config_dict(synth, tmp_path / "run", epochs=1, max_iters_per_epoch=2)
-    train(from_dict(TrainConfig, spec), progress=False)
     (tmp_path / "run" / "notes.txt").write_text("old note\n")
     train(from_dict(TrainConfig, spec), progress=False, overwrite=True)
     rows = (tmp_path / "run" / "log.csv").read_text().strip().splitlines()
@@ -121,11 +122,11 @@ def test_ctrl_c_exits_130_and_says_what_was_saved(synth, tmp_path, sig):
     assert resumed.returncode == 0, resumed.stderr
 
 
-def test_resume_from_a_checkpoint_without_training_state_is_one_line(synth, tmp_path):
+def test_resume_from_a_checkpoint_without_training_state_is_one_line(finished, synth, tmp_path):
     from compress.checkpoint import load_model, save_checkpoint
 
+    shutil.copytree(finished[0], tmp_path / "run")
     spec = config_dict(synth, tmp_path / "run", epochs=1, max_iters_per_epoch=2)
-    train(from_dict(TrainConfig, spec), progress=False)
     model, card, _ = load_model(tmp_path / "run" / "last.pth")
     save_checkpoint(tmp_path / "run" / "last.pth", model, card)  # weights only: no optimizer, scaler, rng, state
     config = tmp_path / "config.yaml"

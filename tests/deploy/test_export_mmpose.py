@@ -51,8 +51,9 @@ def test_mmpose_checkpoint_exports_with_its_config_card(tmp_path, arch, version,
     else:  # td-hm_litehrnet-18: MSRAHeatmap, sigma 2, unbiased False (quarter-pixel shift)
         assert card.codec == "msra" and card.heatmap_size == (24, 32) and card.sigma == 2.0
         assert card.decode == "shift" and card.output_names == ("heatmaps",)
-    checked = edgepose("verify", ckpt, tmp_path / "m.onnx", "--arch", arch, "--input-size", "96x128")
-    assert checked.returncode == 0 and "PASSED" in checked.stdout, checked.stderr
+    if arch == "rtmpose_t":  # `verify --arch` reads the checkpoint the same way (one architecture is enough)
+        checked = edgepose("verify", ckpt, tmp_path / "m.onnx", "--arch", arch, "--input-size", "96x128")
+        assert checked.returncode == 0 and "PASSED" in checked.stdout, checked.stderr
 
 
 def test_a_checkpoint_of_another_arch_names_the_arch_that_fits(tmp_path):

@@ -74,7 +74,8 @@ def micro(tmp_path_factory) -> Run:
 
 
 def test_micro_run_writes_every_stage_output_and_the_report(micro):
-    assert micro.seconds < 60, f"the micro profile took {micro.seconds:.1f} s"
+    # a guard against the micro profile growing into a real run, not a timing claim (a shared CI machine varies)
+    assert micro.seconds < 120, f"the micro profile took {micro.seconds:.1f} s"
     assert actions(micro.first) == {name: "ran" for name in ORDER}
     out = micro.out
     for rel in ("data/synth.json", "teacher/last.pth", "teacher/config.yaml", "student_alone/last.pth",
