@@ -101,7 +101,7 @@ class PoseEstimator:
     def __init__(
         self,
         model: str | os.PathLike | Backend,
-        card: ModelCard | str | os.PathLike | None = None,
+        card: ModelCard | dict | str | os.PathLike | None = None,
         detector=None,
         flip: bool = False,
         pose_nms: float | None = 0.9,
