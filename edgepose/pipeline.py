@@ -267,6 +267,8 @@ class PoseEstimator:
                 timings["crop"] += t2 - t1
                 timings["infer"] += t3 - t2
             timings["decode"] += time.perf_counter() - t3
+        if len(parts) == 1:  # the usual case: no copy
+            return parts[0]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def __call__(self, frame: np.ndarray, boxes: np.ndarray | None = None,
