@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from edgepose.card import ModelCard
 from edgepose.errors import ConfigError
+from edgepose.foreign.simcc_infer import rtmpose_sigma  # the one copy of RTMPose's sigma rule
 
 IMAGENET = {"mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375], "color": "rgb", "bbox_padding": 1.25}
 SIMCC_RTMPOSE = {"codec": "simcc", "simcc_split_ratio": 2.0, "decode": "none", "output_names": ["simcc_x", "simcc_y"]}
@@ -25,11 +26,6 @@ MMPOSE_CODECS = {
     **{name: HEATMAP_MSRA for name in ("hrnet_w32", "hrnet_w48", "lite_hrnet_18", "lite_hrnet_30",
                                        "simple_baseline_50", "simple_baseline_101")},
 }
-
-
-def rtmpose_sigma(side: int) -> float:
-    """RTMPose's SimCC sigma for an input side: (4.9, 5.66) at 192x256, 5.66 at 256, 6.93 at 384 (sqrt(side / 8))."""
-    return round((side / 8) ** 0.5, 2)
 
 
 def mmpose_card(arch: str, input_size: tuple[int, int] = (192, 256), name: str | None = None) -> ModelCard:
