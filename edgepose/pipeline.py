@@ -257,7 +257,7 @@ class PoseEstimator:
                 if self.gpu_cropper is not None:
                     outputs, part, t2 = self._infer_on_device(frame, boxes[start:start + step], timings)
                 else:
-                    part = affine[start:start + step]
+                    part = affine if len(affine) <= step else affine[start:start + step]
                     batch = self.cropper.warp(frame, part, reuse=True)
                     t2 = time.perf_counter()
                     outputs = self.infer(batch)
@@ -279,6 +279,8 @@ class PoseEstimator:
         frame = validate_frame(frame)
         timings = dict.fromkeys(STAGES, 0.0)
         meta = {"batch_mode": getattr(self.backend, "batch_mode", "dynamic"), "seconds": timings}
+        if getattr(self.backend, "batch_note", None):  # a fixed batch of 1: rewritten, or why it is looped
+            meta["batch_note"] = self.backend.batch_note
         t0 = time.perf_counter()
         detected = boxes is None
         if detected:

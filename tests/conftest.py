@@ -12,6 +12,16 @@ COCO_DIR = Path(__file__).resolve().parent / "data" / "coco_val_samples"  # READ
 YOLOX = DEFAULT_DETECTOR
 
 
+@pytest.fixture(scope="session", autouse=True)
+def edgepose_cache(tmp_path_factory):
+    """EDGEPOSE_CACHE_DIR in a temp folder for the whole session (and its subprocesses): tests never write the
+    user's ~/.cache/edgepose (the ONNX Runtime backend caches batch-rewritten models there)."""
+    folder = tmp_path_factory.mktemp("edgepose_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGEPOSE_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def coco_dir() -> Path:
     """tests/data/coco_val_samples: four COCO val2017 images, their keypoints and detector boxes."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -42,12 +43,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--detector", help="person detector (YOLOX ONNX; default: the packaged YOLOX-Nano)")
     group.add_argument("--boxes", help="person boxes: COCO detection results json, or {file_name: [[x,y,w,h,s]]}")
+    parser.add_argument("--detector-size", type=int, metavar="N",
+                        help="run the detector at N x N, a multiple of 32 (a detector with a free input size, like the "
+                             "packaged one; default 416). 256 takes about half the time of 416 with the same person "
+                             "recall on the COCO samples")
     parser.add_argument("--coco", help="COCO annotation json: image ids are matched by file name")
     parser.add_argument("--box-threshold", type=float, default=0.0, help="drop given boxes scoring below this")
     parser.add_argument("--flip", action="store_true", help="flip test (average with the mirrored crop)")
     parser.add_argument("--pose-nms", type=float, default=0.9, help="OKS threshold of pose NMS on detector boxes")
     parser.add_argument("--no-pose-nms", action="store_true", help="keep every detector box's pose")
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    parser.add_argument("--no-batch-rewrite", action="store_true",
+                        help="run an ONNX model with a fixed batch of 1 once per person (default: its batch axis "
+                             "is made dynamic at load time where the graph allows)")
     parser.add_argument("--out", default="edgepose_out", help="output folder (default: edgepose_out)")
     parser.add_argument("--no-draw", action="store_true", help="write predictions.json only")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
@@ -83,6 +91,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise InputError(f"--max-pixels must be at least 1, got {args.max_pixels}")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be at least 1, got {args.threads}")
+    if args.detector_size is not None and args.boxes:
+        raise InputError("--detector-size sets the person detector's input size; with --boxes no detector runs")
 
 
 def _load_boxes(args: argparse.Namespace, ids: dict | None, items) -> dict | None:
@@ -148,15 +158,23 @@ def run(args: argparse.Namespace) -> int:
     raise_on_sigterm()
     with output_folder(args.out, files, folders):
         options = {"threads": args.threads} if args.threads else {}
+        if args.no_batch_rewrite:
+            options["batch_rewrite"] = False
+        detector = args.detector
+        if args.detector_size is not None:
+            from edgepose.detector import open_detector
+
+            detector = open_detector(args.detector, input_size=args.detector_size, backend_options=options)
         with warnings.catch_warnings():
             warnings.showwarning = _show  # a card inferred from the model's shapes: one line on stderr
-            estimator = PoseEstimator(args.model, card=args.card, detector=args.detector, flip=args.flip,
+            estimator = PoseEstimator(args.model, card=args.card, detector=detector, flip=args.flip,
                                       pose_nms=None if args.no_pose_nms else args.pose_nms, backend_options=options)
         from edgepose.cli.predict_items import ItemRunner
 
         runner = ItemRunner(estimator, args.out, boxes=boxes, ids=ids, draw=not args.no_draw,
                             stream_options=stream_options, max_pixels=args.max_pixels)
-        with estimator, warnings.catch_warnings():
+        owned = detector if detector is not args.detector else contextlib.nullcontext()  # opened here: closed here
+        with owned, estimator, warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = _show  # a skipped stream frame, a dropped box: one line on stderr
             return _run_items(runner, items, args.out)

@@ -75,7 +75,7 @@ def test_flip_test_averages_with_mirrored_crop(model):
 
 def test_fixed_batch_model_reports_loop(tmp_path):
     model = conv_heatmap_model(tmp_path / "fixed.onnx", CARD, fixed_batch=1)
-    with PoseEstimator(model) as est:
+    with PoseEstimator(model, backend_options={"batch_rewrite": False}) as est:  # rewritten: test_batch_rewrite
         poses = est(FRAME, BOXES)
     assert poses.meta["batch_mode"] == "loop" and len(poses) == 3
 
