@@ -2,8 +2,9 @@
 
     python -m benchmarks.distill_synthetic             # trains whichever run is missing, then records
 
-Runs (configs in compress/configs/): the teacher (synthetic_teacher_simple_baseline_18.yaml) and, for two
-students (Lite-HRNet-tiny and Lite-HRNet-18), the student trained alone and distilled (see ``PAIRS``).
+Runs (configs in compress/configs/): the teacher (synthetic_teacher_simple_baseline_18.yaml) and, for each
+student (Lite-HRNet-tiny, Lite-HRNet-18 and RTMPose-t, a SimCC student of the heatmap teacher), the student
+trained alone and distilled (see ``PAIRS``).
 Writes benchmarks/results/distillation.json: the final-epoch val AP of each, params, GFLOPs and ONNX Runtime CPU
 latency (batch 1, median), with the command and machine.
 """
@@ -35,6 +36,7 @@ TEACHER = "synthetic_teacher_simple_baseline_18.yaml"
 PAIRS = {
     "lite_hrnet_tiny": ("synthetic_lite_hrnet_tiny.yaml", "synthetic_student_distilled.yaml"),
     "lite_hrnet_18": ("synthetic_student_lite_hrnet_18.yaml", "synthetic_student_lite_hrnet_18_distilled.yaml"),
+    "rtmpose_t": ("synthetic_rtmpose_t.yaml", "synthetic_rtmpose_t_distilled.yaml"),
 }
 
 

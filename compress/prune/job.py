@@ -120,6 +120,7 @@ def run_job(job: PruneJob, progress: bool = True) -> dict:
     record = {"source": job.checkpoint, "pruned": final, "engine": steps[-1]["engine"],
               "ap_before": (payload.get("metrics") or {}).get("AP"), "ap_after": steps[-1].get("ap"),
               "flops_before": base_flops, "flops_after": count_flops(model, card.input_size),
+              "left_unpruned": steps[-1]["left_unpruned"],
               "params_before": steps[0]["params_before"], "params_after": count_params(model),
               "settings": to_dict(job.prune), "finetune": to_dict(job.finetune), "steps": steps}
     atomic_write_text(os.path.join(job.out_dir, "report.json"), json.dumps(record, indent=2, default=str) + "\n")
@@ -137,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
     from compress.config import load_yaml
 
     record = run_job(load_yaml(PruneJob, args.config), progress=not args.no_progress)
+    for layer, reason in record["left_unpruned"].items():
+        print(f"left unpruned: {layer}: {reason}")
     print(f"pruned {record['source']} -> {record['pruned']}: GFLOPs {record['flops_before']:.4f} -> "
           f"{record['flops_after']:.4f} ({1 - record['flops_after'] / record['flops_before']:.1%} less), params "
           f"{record['params_before']} -> {record['params_after']}, AP {record['ap_before']} -> {record['ap_after']}")

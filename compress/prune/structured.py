@@ -8,6 +8,8 @@ Two engines behind one call:
 - Lite-HRNet's own channel groups (``compress.prune.lite_hrnet_rules``, which says why), pruned with Torch-Pruning's
   layer functions.
 The keypoint head's output layers are always protected (the keypoints are the contract), plus any ``protect`` names.
+Parts the dependency graph cannot follow are left whole, with the reason in the report (``left_unpruned``): RTMPose's
+gated attention unit (``UNPRUNABLE``). HRNet's multi-branch fuse layers are traced like any add and are pruned.
 Importance: ``l1`` / ``l2`` weight magnitude, ``bn_scale`` (|gamma|) or ``taylor`` (|w * dL/dw|, from ``batches``).
 The FLOPs target is met by searching the pruning ratio (uniform per group, or global ranking); ``steps`` > 1 splits
 it into iterative steps (the caller fine-tunes between them: ``edgepose prune``). The pruned model records its
@@ -26,6 +28,14 @@ from torch import nn
 from edgepose.errors import ConfigError
 
 IMPORTANCES = ("l1", "l2", "bn_scale", "taylor")
+
+# module class name -> why Torch-Pruning must leave every channel of it (and of its sub-layers) alone
+UNPRUNABLE = {
+    "GatedAttentionUnit": (
+        "RTMCC head's gated attention unit: its uv projection is split into u, v and the attention base, and the base "
+        "is scaled by the gamma/beta parameters Torch-Pruning's dependency graph does not track, so pruning it "
+        "breaks the split (index errors or mismatched shapes); left whole (a small share of the FLOPs)"),
+}
 
 
 @dataclass
@@ -68,6 +78,7 @@ class PruneReport:
     params_before: int
     params_after: int
     pruned_layers: int
+    left_unpruned: dict[str, str] = field(default_factory=dict)  # layer name -> why it was not pruned
 
     @property
     def flops_reduction(self) -> float:
@@ -102,6 +113,12 @@ def accumulate_gradients(model: nn.Module, batches: Iterable[dict], loss_fn: Cal
     model.train(was_training)
     if not seen:
         raise ConfigError("Taylor importance needs at least one training batch")
+
+
+def left_unpruned(model: nn.Module) -> dict[str, str]:
+    """The layers of ``model`` the graph engine must leave whole (``UNPRUNABLE``), each with its reason."""
+    return {name: UNPRUNABLE[type(m).__name__] for name, m in model.named_modules()
+            if type(m).__name__ in UNPRUNABLE}
 
 
 # ---------------------------------------------------------------- Lite-HRNet groups
@@ -202,7 +219,7 @@ def _prune_graph(model: nn.Module, ratio: float, settings: PruneSettings, exampl
     unknown = [p for p in [*protected, *settings.per_layer_ratio] if p not in modules]
     if unknown:
         raise ConfigError(f"no layers named {unknown} in {type(model).__name__}")
-    ignored = [modules[p] for p in protected]
+    ignored = [modules[p] for p in [*protected, *left_unpruned(model)]]
     pruner = tp.pruner.MetaPruner(
         model, example, importance=_tp_importance(settings.importance), pruning_ratio=ratio,
         pruning_ratio_dict={modules[k]: v for k, v in settings.per_layer_ratio.items()},
@@ -253,7 +270,7 @@ def prune_model(model: nn.Module, settings: PruneSettings, target_flops: float |
     if settings.pruning_ratio is not None and target_flops is None:  # a fixed share per layer, no search
         ratio = 1 - (1 - settings.pruning_ratio) ** (1 / settings.steps)
         best, hi = attempt(ratio), ratio
-        return _finish(model, best, hi, base, engine)
+        return _finish(model, best, hi, base, engine, lite)
     if target_flops is None:
         target_flops = base * (1 - settings.target_flops_ratio / settings.steps)
     best = attempt(0.95)
@@ -271,7 +288,7 @@ def prune_model(model: nn.Module, settings: PruneSettings, target_flops: float |
             lo = mid
         if hi - lo < 0.005:
             break
-    return _finish(model, best, hi, base, engine)
+    return _finish(model, best, hi, base, engine, lite)
 
 
 def _lite_groups(model: nn.Module):
@@ -280,11 +297,12 @@ def _lite_groups(model: nn.Module):
     return lite_hrnet_groups(model)
 
 
-def _finish(model: nn.Module, best: tuple, ratio: float, base: float, engine: str) -> PruneReport:
+def _finish(model: nn.Module, best: tuple, ratio: float, base: float, engine: str, lite: bool) -> PruneReport:
     """Make the caller's ``model`` the pruned one and report."""
     from compress.models.complexity import count_params
 
     pruned, flops, layers = best
+    whole = {} if lite else left_unpruned(model)
     from compress.models import build_model
     from compress.prune.pruned_shapes import channel_record
 
@@ -292,4 +310,4 @@ def _finish(model: nn.Module, best: tuple, ratio: float, base: float, engine: st
     params_before = count_params(model)
     model.__dict__.update(pruned.__dict__)  # the caller's object becomes the pruned model
     model.zero_grad(set_to_none=True)
-    return PruneReport(engine, ratio, base, flops, params_before, count_params(model), layers)
+    return PruneReport(engine, ratio, base, flops, params_before, count_params(model), layers, whole)

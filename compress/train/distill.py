@@ -13,6 +13,10 @@ The teacher runs frozen in eval mode under ``torch.no_grad``; both models must t
 input size, mean/std, colour order and box padding), since one batch feeds both. Its outputs can be cached on disk
 once and reused by every student (``cache:``, see ``compress.train.teacher_cache``), and student layers can imitate
 teacher layers through adapters (``features:``, see ``compress.train.feature_distill``; needs the teacher online).
+
+The teacher is a checkpoint written by ``edgepose train`` (``teacher: runs/x/last.pth``) or an MMPose checkpoint
+of a known architecture (``teacher: {init: MMPOSE.pth, arch: hrnet_w32}``, the names of ``edgepose export --arch``):
+built at the student's input size with the card MMPose's COCO config implies (``compress.models.mmpose_cards``).
 """
 
 from __future__ import annotations
@@ -29,10 +33,26 @@ from edgepose.errors import ConfigError
 
 
 @dataclass
+class MMPoseTeacher:
+    """``teacher: {init: MMPOSE.pth, arch: NAME}``: an MMPose checkpoint (1.x or 0.x layout) of architecture
+    ``arch``."""
+
+    init: str
+    arch: str
+
+    def __post_init__(self) -> None:
+        from compress.models.mmpose_cards import MMPOSE_CODECS
+
+        if self.arch not in MMPOSE_CODECS:
+            raise ConfigError(f"distill.teacher.arch: no MMPose architecture {self.arch!r}; known: "
+                              f"{sorted(MMPOSE_CODECS)}")
+
+
+@dataclass
 class DistillConfig:
     """The ``distill`` section of a training config."""
 
-    teacher: str  # checkpoint written by edgepose train
+    teacher: MMPoseTeacher | str  # checkpoint written by edgepose train, or an MMPose one with its arch
     alpha: float = 0.5
     temperature: float = 1.0  # SimCC students: softens teacher and student distributions
     cache: str | None = None  # a folder for the teacher-output cache, shared by every student of this teacher
@@ -46,6 +66,24 @@ class DistillConfig:
             raise ConfigError(f"distill.alpha must be in [0, 1], got {self.alpha}")
         if self.temperature <= 0:
             raise ConfigError(f"distill.temperature must be positive, got {self.temperature}")
+
+
+def teacher_checkpoint(teacher: MMPoseTeacher | str) -> str:
+    """The file the teacher's weights come from."""
+    return teacher.init if isinstance(teacher, MMPoseTeacher) else teacher
+
+
+def load_teacher(teacher: MMPoseTeacher | str, student_card: ModelCard) -> tuple[torch.nn.Module, ModelCard]:
+    """The teacher model (eval mode) and its card: an edgepose checkpoint's own, or for an MMPose checkpoint the card
+    of MMPose's COCO config for its arch at the student's input size."""
+    if isinstance(teacher, MMPoseTeacher):
+        from compress.models.mmpose_import import load_mmpose_model
+
+        return load_mmpose_model(teacher.init, teacher.arch, student_card.input_size)
+    from compress.checkpoint import load_model
+
+    model, card, _ = load_model(teacher)
+    return model, card
 
 
 def check_pair(teacher: ModelCard, student: ModelCard) -> None:
@@ -135,13 +173,11 @@ def distill_loss(student_out: dict, teacher_out: dict, targets: dict, weights: t
 
 
 class FrozenTeacher(torch.nn.Module):
-    """A teacher rebuilt from its checkpoint, in eval mode, never updated, run under no_grad."""
+    """A teacher rebuilt from its checkpoint (ours or MMPose's), in eval mode, never updated, run under no_grad."""
 
-    def __init__(self, checkpoint: str, student_card: ModelCard) -> None:
+    def __init__(self, teacher: MMPoseTeacher | str, student_card: ModelCard) -> None:
         super().__init__()
-        from compress.checkpoint import load_model
-
-        model, card, _ = load_model(checkpoint)
+        model, card = load_teacher(teacher, student_card)
         check_pair(card, student_card)
         self.model, self.card = model.eval(), card
         for p in self.model.parameters():

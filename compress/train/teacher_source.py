@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from compress.train.distill import DistillConfig, FrozenTeacher, distill_loss
+from compress.train.distill import DistillConfig, FrozenTeacher, MMPoseTeacher, distill_loss, teacher_checkpoint
 from compress.train.feature_distill import FeatureAdapters, FeatureTaps, feature_loss, probe_channels
 from compress.train.teacher_cache import TeacherCache, file_digest, folder_listing_digest
 from edgepose.card import ModelCard
@@ -15,8 +15,8 @@ def cache_parts(config: DistillConfig, train_set, seed: int) -> dict:
     from compress.config import to_dict
 
     card = train_set.card
-    return {
-        "teacher_sha256": file_digest(config.teacher),
+    parts = {
+        "teacher_sha256": file_digest(teacher_checkpoint(config.teacher)),
         "train_ann_sha256": file_digest(train_set.ann_file),
         "train_images": folder_listing_digest(train_set.image_dir),
         "items": len(train_set),
@@ -24,6 +24,9 @@ def cache_parts(config: DistillConfig, train_set, seed: int) -> dict:
         "augment": to_dict(train_set.augment),
         "seed": int(seed),
     }
+    if isinstance(config.teacher, MMPoseTeacher):  # the same weights read as another arch give other outputs
+        parts["teacher_arch"] = config.teacher.arch
+    return parts
 
 
 class TeacherSource:
