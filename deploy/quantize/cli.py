@@ -16,7 +16,7 @@ HELP = "post-training INT8 (QDQ, calibrated) or FP16 conversion of an ONNX pose 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgepose quantize``."""
-    from deploy.quantize.ptq import METHODS
+    from deploy.quantize.ptq import METHODS, SCOPES
 
     parser.add_argument("model", help="ONNX pose model with an embedded card (edgepose export / edgepose card)")
     parser.add_argument("--out", required=True, help="output ONNX file (written atomically)")
@@ -24,6 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=METHODS, default="minmax", help="INT8 calibration method")
     parser.add_argument("--activations", choices=("int8", "uint8"), default="int8",
                         help="INT8 activations: int8 symmetric (TensorRT) or uint8 asymmetric (ONNX Runtime on x86)")
+    parser.add_argument("--int8-scope", choices=SCOPES, default="all",
+                        help="INT8: ops to quantize: all (TensorRT; default), conv (Convs only) or dense (group-1 "
+                             "Convs only, depthwise float); Lite-HRNet on ONNX Runtime CPUs: "
+                             "benchmarks/results/int8_lite_hrnet.json")
     parser.add_argument("--calib-ann", help="INT8: COCO keypoint annotation json of the calibration images")
     parser.add_argument("--calib-images", help="INT8: folder of the calibration images")
     parser.add_argument("--num", type=int, default=64, help="INT8: number of person crops to calibrate on")
@@ -59,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
         report = quantize_int8(args.model, args.out, reader, card=reader.card, method=args.method, exclude=args.exclude,
                                exclude_first_conv=args.keep_first_conv, exclude_head=args.keep_head,
                                sensitivity_sqnr_db=args.sensitivity_db, activations=args.activations,
-                               subpixel_deconv=args.subpixel_deconv)
-        print(f"{report.dst}: INT8 QDQ ({report.method}, {report.num_calibration} calibration crops), "
+                               subpixel_deconv=args.subpixel_deconv, scope=args.int8_scope)
+        print(f"{report.dst}: INT8 QDQ ({report.method}, {report.num_calibration} calibration crops, scope "
+              f"{report.scope}), "
               f"{report.quantized_convs} Conv quantized, {len(report.excluded)} node(s) kept float, "
               f"{report.size_bytes / 1e6:.2f} MB")
         for node in report.rewritten_deconvs:

@@ -41,6 +41,11 @@ FP32_OPS = ("Resize", "Upsample", "ReduceMean", "ReduceL2", "Softmax", "LogSoftm
             "Pow", "Sqrt")
 # Activations the QDQ quantizer may fold into the Conv before them, so that only their output carries Q/DQ.
 FOLDED_ACTIVATIONS = ("Relu", "Clip", "LeakyRelu", "HardSigmoid", "Sigmoid", "HardSwish")
+# What INT8 covers (``quantize_int8(scope=...)``): "all" every op ONNX Runtime can quantize (TensorRT's choice);
+# "conv" only the Convs, everything between them float; "dense" only the Convs with group 1 (a network of
+# depthwise-separable blocks: the pointwise 1x1s), depthwise Convs and everything else float. On ONNX Runtime's
+# x86 CPU provider Lite-HRNet runs slower in "all" INT8 than in FP32 (benchmarks/results/int8_lite_hrnet.json).
+SCOPES = ("all", "conv", "dense")
 SENSITIVITY_SAMPLES = 8
 
 
@@ -58,6 +63,7 @@ class QuantReport:
     size_bytes: int = 0
     sqnr_db: dict[str, float] = field(default_factory=dict)  # sensitivity analysis: Conv -> output SQNR
     rewritten_deconvs: list[str] = field(default_factory=list)  # ConvTranspose nodes made sub-pixel Convs (int8)
+    scope: str | None = None  # int8: which ops INT8 covers (SCOPES)
 
     def to_dict(self) -> dict:
         """A plain-JSON dict."""
@@ -152,13 +158,28 @@ def _reader(src: str, calibration, card) -> CalibrationImages:
     return calibration
 
 
-def _quantize(pre: Path, out: Path, reader: CalibrationImages, method: str, exclude: list[str],
-              per_channel: bool, src: str, activations: str = "int8", extra_ops: Sequence[str] = ()) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+def depthwise_convs(graph) -> list[str]:
+    """The grouped Conv nodes (group > 1: depthwise and other grouped convolutions)."""
+    return [node.name for node in graph.node if node.op_type == "Conv"
+            and any(a.name == "group" and a.i > 1 for a in node.attribute)]
+
+
+def _op_types(scope: str, extra_ops: Sequence[str]) -> list[str] | None:
+    """``op_types_to_quantize`` for ``scope`` (None: ORT's default, every op type its QLinear and QDQ registries
+    know), with ``extra_ops`` added."""
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-    # None: ORT's default, every op type its QLinear and QDQ registries know; extra_ops adds to that
-    ops = list(dict.fromkeys([*QLinearOpsRegistry, *QDQRegistry, *extra_ops])) if extra_ops else None
+    if scope != "all":
+        return ["Conv", *extra_ops]
+    return list(dict.fromkeys([*QLinearOpsRegistry, *QDQRegistry, *extra_ops])) if extra_ops else None
+
+
+def _quantize(pre: Path, out: Path, reader: CalibrationImages, method: str, exclude: list[str],
+              per_channel: bool, src: str, activations: str = "int8", extra_ops: Sequence[str] = (),
+              scope: str = "all") -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    ops = _op_types(scope, extra_ops)
     calibrate = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
                  "percentile": CalibrationMethod.Percentile}[method]
     symmetric = activations == "int8"  # TensorRT: symmetric int8; ORT on x86 CPUs: asymmetric uint8 (U8S8)
@@ -258,6 +279,7 @@ def quantize_int8(
     activations: str = "int8",
     subpixel_deconv: bool | None = None,
     card: ModelCard | None = None,
+    scope: str = "all",
 ) -> QuantReport:
     """Quantize ``src_onnx`` to a QDQ INT8 model at ``dst_onnx`` (card kept), calibrated on ``calibration``.
 
@@ -273,6 +295,9 @@ def quantize_int8(
     (default): on for ``activations="uint8"`` (the ONNX Runtime CPU variant), off for "int8" (TensorRT, which has
     INT8 deconvolution of its own). The rewritten nodes are listed in the report's ``rewritten_deconvs``.
     ``card``: the card embedded in ``src_onnx`` when the caller has it already (read from the file when None).
+    ``scope``: which ops INT8 covers (``SCOPES``): "all" (default), "conv" (Convs only, Q/DQ around each, every
+    other op float) or "dense" (Convs with group 1 only; the depthwise Convs are kept float and listed in
+    ``excluded`` as "depthwise").
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -283,6 +308,8 @@ def quantize_int8(
         raise InputError(f"activations must be 'int8' (TensorRT) or 'uint8' (ONNX Runtime on x86), got {activations!r}")
     if method not in METHODS:
         raise InputError(f"calibration method must be one of {list(METHODS)}, got {method!r}")
+    if scope not in SCOPES:
+        raise InputError(f"INT8 scope must be one of {list(SCOPES)}, got {scope!r}")
     _load(src)
     card = card or read_card(src)
     reader = _reader(src, calibration, card)
@@ -315,10 +342,12 @@ def quantize_int8(
             excluded.setdefault(name, "head")
         for name in exclude:
             excluded.setdefault(name, "user")
+        for name in depthwise_convs(graph) if scope == "dense" else []:
+            excluded.setdefault(name, "depthwise")
         # DepthToSpace (the sub-pixel rewrite's last node) only moves values: with Q/DQ on both sides ONNX Runtime
         # runs it on the uint8 data even where a float node (the head) follows
         extra_ops = ["DepthToSpace"] if rewritten else []
-        _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations, extra_ops)
+        _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations, extra_ops, scope)
         sqnr: dict[str, float] = {}
         if sensitivity_sqnr_db is not None:
             sqnr = conv_output_sqnr(pre, qdq, reader, work, sensitivity_samples)
@@ -326,12 +355,12 @@ def quantize_int8(
             for name, db in weak.items():
                 excluded[name] = f"sensitivity: {db:.1f} dB"
             if weak:
-                _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations, extra_ops)
+                _quantize(pre, qdq, reader, method, list(excluded), per_channel, src, activations, extra_ops, scope)
         with write_artifact(dst, f"INT8 ONNX ({activations} activations)") as tmp_dst:
             embed_card(qdq, card, tmp_dst)
     covered, _ = conv_weight_qdq_coverage(dst)
     return QuantReport("int8", src, dst, method, list(excluded.items()), len(reader), len(covered),
-                       os.path.getsize(dst), sqnr, rewritten)
+                       os.path.getsize(dst), sqnr, rewritten, scope)
 
 
 def _subpixel(src: str, dst: str, skip: Sequence[str]) -> list[str]:

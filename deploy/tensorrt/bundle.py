@@ -96,11 +96,20 @@ def _comment(text: str) -> str:
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
+def targets(variants: dict[str, dict]) -> dict[str, str]:
+    """The variant to run per target: TensorRT on the Jetson the lowest precision made (int8, else fp16, else
+    fp32); ONNX Runtime on a CPU FP32, since the bundle carries no measurement on that CPU and a quantized variant
+    pays there only where measured faster (not INT8 on Lite-HRNet: ``deploy.quantize.choice``)."""
+    order = [v for v in ("int8", "fp16", "fp32") if v in variants]
+    return {"tensorrt": order[0], "onnxruntime_cpu": "fp32" if "fp32" in variants else order[-1]}
+
+
 def _readme(card: ModelCard, variants: dict[str, dict], skipped: dict[str, str]) -> str:
     w, h = card.input_size
     rows = "\n".join(f"- `{v['onnx']}`: {v['graph_precision']} graph -> `{v['engine']}`" for v in variants.values())
     rows += "".join(f"\n- {name}: not made ({why})" for name, why in skipped.items())
     best = variants.get("fp16", next(iter(variants.values())))
+    cpu = variants[targets(variants)["onnxruntime_cpu"]]
     return f"""# edgepose Jetson bundle{': ' + card.name if card.name else ''}
 
 Pose model {w}x{h} ({card.color}), codec {card.codec}, {card.num_keypoints} keypoints. `card.json` is its card
@@ -116,7 +125,8 @@ Pose model {w}x{h} ({card.color}), codec {card.codec}, {card.num_keypoints} keyp
    AGX/NX Orin). Each engine gets its card beside it (`<engine>.card.json`). Without edgepose, run the commented
    `trtexec` lines instead and copy `card.json` to `<engine>.card.json`.
 3. Run: `edgepose predict FRAMES_OR_VIDEO --model {best['engine']} --detector DETECTOR.onnx --out out/`
-   (or `--model {best['onnx']}` through ONNX Runtime, no engine needed).
+   (or `--model {cpu['onnx']}` through ONNX Runtime on a CPU, no engine needed: on a CPU, a quantized variant
+   pays only where measured faster there, e.g. not INT8 on Lite-HRNet).
 
 {JETPACK_NOTES}"""
 
@@ -125,7 +135,7 @@ def _quantized_info(report) -> dict:
     """The report's facts worth shipping: calibration, converted Convs, nodes kept float (named for INT8)."""
     info = {"quantized_convs": report.quantized_convs, "kept_float": len(report.excluded)}
     if report.variant == "int8":
-        info |= {"method": report.method, "num_calibration": report.num_calibration,
+        info |= {"method": report.method, "num_calibration": report.num_calibration, "int8_scope": report.scope,
                  "kept_float_nodes": {node: reason for node, reason in report.excluded}}
     return info
 
@@ -162,7 +172,8 @@ def make_jetson_bundle(onnx_fp32: str | os.PathLike, out_dir: str | os.PathLike,
         atomic_write_text(tmp / "requirements-jetson.txt", REQUIREMENTS)
         atomic_write_text(tmp / "README.md", _readme(card, made, skipped))
         files = {p.name: {"sha256": file_sha256(p), "size": p.stat().st_size} for p in sorted(tmp.iterdir())}
-        manifest = {"format": FORMAT, "card": card.to_dict(), "variants": made, "skipped": skipped, "files": files}
+        manifest = {"format": FORMAT, "card": card.to_dict(), "variants": made, "skipped": skipped,
+                    "targets": targets(made), "files": files}
         atomic_write_text(tmp / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -191,7 +202,8 @@ def _write_variants(src: str, tmp: Path, calibration, variants: Sequence[str],
             if calibration is None:
                 skipped[name] = "no calibration data given: pass CalibrationImages or preprocessed tensors"
                 continue
-            info = _quantized_info(quantize_int8(fp32, dst, calibration, card=card))
+            # TensorRT's format: every op it can take in INT8, symmetric int8 activations (not the CPU choice)
+            info = _quantized_info(quantize_int8(fp32, dst, calibration, card=card, scope="all", activations="int8"))
         made[name] = {"onnx": dst.name, "engine": f"pose_{name}.engine", "graph_precision": graph_precision(dst),
                       "build_precision": "fp32" if name == "fp32" else "from-graph", **info}
     if "fp32" not in variants:

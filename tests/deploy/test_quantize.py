@@ -276,3 +276,56 @@ def test_cli_fp16_writes_model_and_report(fp32, tmp_path, capsys):
     assert json.loads(report.read_text())["variant"] == "fp16"
     assert main(["quantize", str(fp32), "--out", str(out), "--mode", "int8"]) == 2  # no calibration data
     assert "--calib-ann" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- (g) scope
+
+
+def _fused_op_types(path, tmp_path) -> set[str]:
+    """Op types of the graph ONNX Runtime's CPU provider actually runs (Q/DQ folded into QLinear* kernels)."""
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return {n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node}
+
+
+@pytest.mark.parametrize("scope", ["dense"])  # "conv" differs only in quantizing the depthwise Convs as well
+def test_partial_scope_keeps_the_rest_float_and_matches_fp32(fp32, calib, tmp_path, scope):
+    import onnx
+
+    from deploy.quantize.ptq import depthwise_convs
+
+    report = quantize_int8(fp32, tmp_path / f"{scope}.onnx", calib, activations="uint8", scope=scope)
+    assert report.scope == scope and report.to_dict()["scope"] == scope
+    graph = onnx.load(report.dst).graph
+    grouped = set(depthwise_convs(graph))
+    reasons = dict(report.excluded)
+    covered, plain = conv_weight_qdq_coverage(report.dst)
+    assert set(plain) == set(reasons) and len(covered) == report.quantized_convs
+    float_weights = {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    convs = {n.name: n for n in graph.node if n.op_type == "Conv"}
+    if scope == "dense":
+        assert grouped and {n for n, r in reasons.items() if r == "depthwise"} == grouped
+        assert all(convs[n].input[1] in float_weights for n in grouped)  # FP32 weights: a float Conv
+        assert report.quantized_convs == len(convs) - len(grouped) - 2  # first conv and head float as well
+    else:
+        assert report.quantized_convs == len(convs) - 2 and not grouped & set(plain)
+    fused = _fused_op_types(report.dst, tmp_path)
+    assert "QLinearConv" in fused
+    # only Convs run in INT8: the adds, multiplies, concatenations and sigmoids between them stay float (with
+    # scope "conv" ONNX Runtime itself folds a GlobalAveragePool between two quantized Convs into QLinear form)
+    assert not fused & {"QLinearAdd", "QLinearMul", "QLinearConcat", "QLinearSigmoid"}
+    error = _relative_error(report.dst, fp32, _crops(calib))
+    assert error < INT8_TOLERANCE, f"scope {scope}: heatmaps differ from FP32 by {error:.3f} (relative L2)"
+    with pytest.raises(InputError, match="scope must be one of"):
+        quantize_int8(fp32, tmp_path / "x.onnx", calib, scope="pointwise")
+
+
+def test_scope_all_runs_elementwise_ops_in_int8(int8, tmp_path):
+    """The contrast to the partial scopes above: the default quantizes the ops between the Convs too."""
+    assert int8.scope == "all"
+    assert {"QLinearConv", "QLinearAdd"} <= _fused_op_types(int8.dst, tmp_path)
