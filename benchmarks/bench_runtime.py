@@ -1,10 +1,17 @@
-"""Per-stage runtime cost of the PoseEstimator: crop, inference and decode per person, for 1/4/16 persons a frame.
+"""Per-stage runtime cost of the PoseEstimator: crop, inference and decode per person, for 1/4/16 persons a frame,
+and its overhead over bare inference at 1 and 8 persons.
 
     python -m benchmarks.bench_runtime                    # the stand-in 0.3-GFLOP 256x192 model, a real COCO frame
     python -m benchmarks.bench_runtime --model pose.onnx  # any carded model
     python -m benchmarks.bench_runtime --arch lite_hrnet_18 --out benchmarks/results/runtime_core_lite_hrnet_18.json
 
-Writes benchmarks/results/runtime_core.json (with the machine) and prints a Markdown table.
+Overhead (``bare_vs_pose``): the full pose stage ``estimator(frame, boxes)`` (crop, inference, decode, mapping back,
+bookkeeping) against bare ``session.run`` calls on the same preprocessed batch (one call per chunk of the model's
+fixed batch, if it has one) of a plain ONNX Runtime session of the same model with the same thread count. The two
+alternate block by block within each round (the first one alternating between rounds); per round the medians give
+``pose / bare``; the record keeps every round and the median over rounds.
+
+Writes benchmarks/results/runtime_core.json (with the machine) and prints Markdown tables.
 """
 
 from __future__ import annotations
@@ -95,6 +102,53 @@ def bench(estimator: PoseEstimator, frame, boxes, iters: int, warmup: int, times
                     times[key].append(dt)
 
 
+def bare_runner(session, batch: np.ndarray):
+    """A call running ``session`` on the preprocessed (N,3,H,W) ``batch`` as a bare loop would: whole, or one
+    ``session.run`` per chunk of the model's fixed batch (the last chunk zero-padded, prepared here, untimed)."""
+    spec = session.get_inputs()[0]
+    fixed = spec.shape[0] if isinstance(spec.shape[0], int) and spec.shape[0] > 0 else None
+    step = fixed or len(batch)
+    chunks = []
+    for start in range(0, len(batch), step):
+        part = batch[start:start + step]
+        if len(part) < step:
+            part = np.concatenate([part, np.zeros((step - len(part), *part.shape[1:]), part.dtype)])
+        chunks.append({spec.name: np.ascontiguousarray(part)})
+    return lambda: [session.run(None, feeds) for feeds in chunks]
+
+
+def block_median(call, iters: int, warmup: int) -> float:
+    """Median seconds of ``iters`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - t0)
+    return float(np.median(samples))
+
+
+def bare_vs_pose(estimator: PoseEstimator, session, frame, boxes: np.ndarray, rounds: int, iters: int,
+                 warmup: int) -> dict:
+    """The pose stage against bare inference on the same persons, alternating block by block for ``rounds``."""
+    batch = np.array(estimator.crop(frame, boxes)[0])  # a copy: the estimator reuses its buffer
+    calls = {"bare": bare_runner(session, batch), "pose": lambda: estimator(frame, boxes)}
+    per_round: dict[str, list[float]] = {"bare": [], "pose": []}
+    for r in range(rounds):
+        for name in (("bare", "pose") if r % 2 == 0 else ("pose", "bare")):
+            per_round[name].append(block_median(calls[name], iters, warmup))
+    bare, pose = np.asarray(per_round["bare"]), np.asarray(per_round["pose"])
+    n = len(boxes)
+    ratio = float(np.median(pose / bare))
+    return {"persons": n, "batch_mode": estimator.backend.batch_mode,
+            "bare_ms": float(np.median(bare)) * 1e3, "pose_ms": float(np.median(pose)) * 1e3,
+            "overhead_ratio": ratio - 1.0, "overhead_ms": float(np.median(pose - bare)) * 1e3,
+            "overhead_per_person_ms": float(np.median(pose - bare)) * 1e3 / n,
+            "rounds_bare_ms": (bare * 1e3).tolist(), "rounds_pose_ms": (pose * 1e3).tolist(),
+            "rounds_overhead_ratio": (pose / bare - 1.0).tolist()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the results file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -107,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds over the person counts")
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: ORT's choice)")
+    parser.add_argument("--compare", type=int, nargs="*", default=[1, 8],
+                        help="person counts for the overhead over bare inference (none: skip it)")
+    parser.add_argument("--compare-rounds", type=int, default=9, help="alternating rounds of that comparison")
+    parser.add_argument("--compare-iters", type=int, default=30, help="calls per block of that comparison")
+    parser.add_argument("--note", default="", help="recorded as is, e.g. that the machine was shared")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "runtime_core.json"))
     args = parser.parse_args(argv)
 
@@ -126,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeats):  # interleaved, so slow drift of a shared machine hits every size alike
                 for n in args.persons:
                     bench(estimator, frame, boxes[n], args.iters, args.warmup, samples[n], plain)
+            overhead = [bare_vs_pose(estimator, plain, frame, spread_boxes(n, frame.shape, np.random.default_rng(n)),
+                                     args.compare_rounds, args.compare_iters, args.warmup) for n in args.compare]
         for n in args.persons:
             result = {k: stats(v) for k, v in samples[n].items()}
             per_person = {k: v["median"] / n for k, v in result.items()}
@@ -139,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
               "model": args.model or (f"{args.arch} (random weights)" if args.arch else
                                       f"stand-in {bench_model.CARD.name} ({bench_model.gflops():.2f} GFLOPs)"),
               "frame": os.path.basename(args.frame), "frame_shape": list(frame.shape), "iters": args.iters,
-              "repeats": args.repeats,
-              "environment": environment(args.threads, ["CPUExecutionProvider"]), "rows": rows}
+              "repeats": args.repeats, "note": args.note,
+              "environment": environment(args.threads, ["CPUExecutionProvider"]), "rows": rows,
+              "bare_vs_pose": overhead}
     atomic_write_text(args.out, json.dumps(record, indent=2) + "\n")
     print(f"model: {record['model']}; frame {frame.shape[1]}x{frame.shape[0]}; {record['environment']['cpu']}")
     print("| persons | crop ms/person | infer ms/person | decode ms/person | crop+decode ms/person |"
@@ -153,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['crop_decode_per_person_ms']:.3f} | {100 * r['crop_decode_over_infer']:.1f}% | "
               f"{e2e['median']:.2f} ({e2e['p90']:.2f}) | {r['stages_ms']['plain_loop']['median']:.2f} | "
               f"{r['plain_loop_over_edgepose']:.2f}x |")
+    if overhead:
+        print("\n| persons | bare session.run ms | pose stage ms | overhead | overhead ms/person |")
+        print("|---|---|---|---|---|")
+        for o in overhead:
+            print(f"| {o['persons']} | {o['bare_ms']:.2f} | {o['pose_ms']:.2f} | {100 * o['overhead_ratio']:.1f}% | "
+                  f"{o['overhead_per_person_ms']:.3f} |")
     print(f"wrote {args.out}")
     return 0
 

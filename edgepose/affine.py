@@ -162,11 +162,14 @@ class Affine:
 
     def inverse(self) -> Affine:
         """The transforms the other way (crop pixels -> frame pixels)."""
-        lin = self.matrices[:, :, :2]
-        inv = np.linalg.inv(lin)
-        out = np.empty_like(self.matrices)
-        out[:, :, :2] = inv
-        out[:, :, 2] = -np.einsum("nij,nj->ni", inv, self.matrices[:, :, 2])
+        m = self.matrices
+        a, b, c, d = m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1]
+        det = a * d - b * c
+        if not np.all(det != 0):
+            raise InputError("an affine matrix is singular (zero scale): it has no inverse")
+        out = np.empty_like(m)
+        out[:, 0, 0], out[:, 0, 1], out[:, 1, 0], out[:, 1, 1] = d / det, -b / det, -c / det, a / det
+        out[:, :, 2] = -np.einsum("nij,nj->ni", out[:, :, :2], m[:, :, 2])
         return Affine(out)
 
     def apply(self, points: np.ndarray) -> np.ndarray:

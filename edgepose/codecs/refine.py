@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgepose.codecs.utils import blur_around, blur_rows, gather, keep_max
+from edgepose.codecs.utils import blur_around, blur_rows, blurred_max, gather, keep_max, stacked_left
 
 _EPS32 = float(np.finfo(np.float32).eps)
 
@@ -27,28 +27,47 @@ def refine_shift(maps: np.ndarray, x: np.ndarray, y: np.ndarray, vals: np.ndarra
     return ox, oy
 
 
-def _log_block(
-    maps: np.ndarray, x: np.ndarray, y: np.ndarray, vals: np.ndarray, ksize: int, lo: float, hi: float | None
-) -> np.ndarray:
-    """DARK's modulated map (blur, rescale to the original max, clip, log) around each argmax, edge-clamped.
+def _clamped(block: np.ndarray, x: np.ndarray, y: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(M, 5, 5) values around (x, y) with the cells outside the map replaced by the nearest cell inside."""
+    d = np.arange(-2, 3)
+    iy = np.clip(y[:, None] + d, 0, height - 1) - y[:, None] + 2
+    ix = np.clip(x[:, None] + d, 0, width - 1) - x[:, None] + 2
+    return block[np.arange(len(block))[:, None, None], iy[:, :, None], ix[:, None, :]]
 
-    Returns (M, 5, 5) float64 with [m, 2+dy, 2+dx] = the value at (x+dx, y+dy), read from the nearest pixel inside
-    the map. The blur is evaluated only in this neighbourhood (``blur_around``); the rescale uses the largest
-    blurred value there, which is the blurred map's maximum for any single-peaked map.
+
+def _log_block(
+    maps: np.ndarray, x: np.ndarray, y: np.ndarray, vals: np.ndarray, active: np.ndarray, ksize: int,
+    clip: tuple[float, float | None], stencil: np.ndarray,
+) -> np.ndarray:
+    """DARK's modulated map (blur, rescale to the blurred map's max, clip, log) around each argmax, edge-clamped.
+
+    Returns (M, 25) float64 with [m, (2+dy)*5 + 2+dx] = the value at (x+dx, y+dy), read from the nearest pixel
+    inside the map, up to a constant per map, which the ``stencil``'s differences cancel (rows where ``active``
+    is False: unspecified). The blur is evaluated only in this neighbourhood (``blur_around``), in float64.
+    Skipping the rescale changes nothing unless the clip to (lo, hi) bites on a cell the stencil reads: the
+    rescale factor f = max(map) / max(blurred map) is >= 1 (for max(map) > 0 the blurred map, a weighted mean with
+    weights summing to 1, never exceeds it) and the rescaled block never exceeds max(map), so the clip cannot bite
+    where those cells are above lo and max(map) is below hi. The few maps where it may bite get the exact rescale
+    (``blurred_max``) and the clip.
     """
     height, width = maps.shape[1:]
+    lo, hi = (None if c is None else float(np.float32(c)) for c in clip)  # MMPose clips float32 maps
     block = blur_around(maps, x, y, ksize, reach=2)
-    bmax = block.reshape(len(block), -1).max(axis=1)
-    scale = np.where(bmax > 0, vals / np.where(bmax > 0, bmax, 1), 1).astype(np.float32)
-    near_edge = (x < 2) | (x > width - 3) | (y < 2) | (y > height - 3)
-    if near_edge.any():  # read edge-clamped neighbours for peaks within 2 pixels of the border
-        d = np.arange(-2, 3)
-        iy = np.clip(y[:, None] + d, 0, height - 1) - y[:, None] + 2
-        ix = np.clip(x[:, None] + d, 0, width - 1) - x[:, None] + 2
-        block = block[np.arange(len(block))[:, None, None], iy[:, :, None], ix[:, None, :]]
-    v = block * scale[:, None, None]
-    v = np.maximum(v, np.float32(lo)) if hi is None else np.clip(v, np.float32(lo), np.float32(hi))
-    return np.log(v.astype(np.float64))
+    if len(x) and (x.min() < 2 or y.min() < 2 or x.max() > width - 3 or y.max() > height - 3):  # a peak near the edge:
+        block = _clamped(block, x, y, height, width)  # read its outside neighbours from the nearest edge pixel
+    flat = block.reshape(len(block), 25)
+    margin = 1e-9  # relative: the kernel's rounded weights may sum to 1 + 1e-16
+    clipped = flat[:, stencil.any(axis=1)].min(axis=1) <= lo * (1 + margin)
+    if hi is not None:
+        clipped |= vals >= hi * (1 - margin)
+    exact = np.flatnonzero(active & clipped)
+    if len(exact):  # MMPose's rescale to the blurred map's maximum, clip and log, for these maps only
+        bmax = blurred_max(maps[exact], ksize)
+        scale = np.where(bmax > 0, vals[exact] / np.where(bmax > 0, bmax, 1), 1)
+        flat[exact] *= scale[:, None]
+        flat[exact] = np.maximum(flat[exact], lo) if hi is None else np.clip(flat[exact], lo, hi)
+    safe = np.where(active[:, None], flat, 1.0)  # inactive rows: any positive value (their offsets are 0)
+    return np.log(np.maximum(safe, lo))
 
 
 def _newton(
@@ -89,6 +108,11 @@ DARK_UDP_STENCIL = _stencil({
 })
 
 
+def _stencil_apply(logs: np.ndarray, stencil: np.ndarray) -> np.ndarray:
+    """(M, 25) log-values times a (25, T) stencil -> (M, T), as M small products (``stacked_left``)."""
+    return stacked_left(stencil.T, logs.reshape(len(logs), 25, 1))[:, :, 0]
+
+
 def refine_dark(
     maps: np.ndarray, x: np.ndarray, y: np.ndarray, vals: np.ndarray, ksize: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -97,9 +121,9 @@ def refine_dark(
     Only argmaxes with 2 <= x <= w - 3 and 2 <= y <= h - 3 are refined (MMPose: ``1 < x < W - 2``).
     """
     height, width = maps.shape[1:]
-    inner = (x >= 2) & (x <= width - 3) & (y >= 2) & (y <= height - 3)
-    d = _log_block(maps, x, y, vals, ksize, 1e-10, None).reshape(len(x), 25) @ DARK_STENCIL
-    return _newton(*d.T, (vals > 0) & inner)
+    active = (vals > 0) & (x >= 2) & (x <= width - 3) & (y >= 2) & (y <= height - 3)
+    d = _stencil_apply(_log_block(maps, x, y, vals, active, ksize, (1e-10, None), DARK_STENCIL), DARK_STENCIL)
+    return _newton(*d.T, active)
 
 
 def refine_dark_udp(
@@ -109,8 +133,10 @@ def refine_dark_udp(
 
     As MMPose does, float32 epsilon is added to the Hessian's diagonal before the step.
     """
-    dx, dy, dxx, dxy, dyy = (_log_block(maps, x, y, vals, ksize, 1e-3, 50.0).reshape(len(x), 25) @ DARK_UDP_STENCIL).T
-    return _newton(dx, dy, dxx + _EPS32, dxy, dyy + _EPS32, vals > 0)
+    active = vals > 0
+    logs = _log_block(maps, x, y, vals, active, ksize, (1e-3, 50.0), DARK_UDP_STENCIL)
+    dx, dy, dxx, dxy, dyy = _stencil_apply(logs, DARK_UDP_STENCIL).T
+    return _newton(dx, dy, dxx + _EPS32, dxy, dyy + _EPS32, active)
 
 
 def refine_dark_1d(rows: np.ndarray, x: np.ndarray, vals: np.ndarray, ksize: int) -> np.ndarray:

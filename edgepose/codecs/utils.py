@@ -109,38 +109,94 @@ def mirror(arr: np.ndarray, flip_index: np.ndarray, shift: float, flip: bool = T
 
 
 def gaussian_kernel(ksize: int) -> np.ndarray:
-    """OpenCV's 1-D Gaussian kernel for ``ksize`` with its default sigma (what GaussianBlur uses for sigmaX=0)."""
-    return cv2.getGaussianKernel(ksize, 0).astype(np.float32)[:, 0]
+    """OpenCV's 1-D Gaussian kernel (float64) for ``ksize`` with its default sigma (GaussianBlur's for sigmaX=0)."""
+    return cv2.getGaussianKernel(ksize, 0)[:, 0]
 
 
 @functools.lru_cache(maxsize=8)
-def _blur_operator(ksize: int, reach: int) -> np.ndarray:
-    """(S*S, B*B) matrix taking a flattened (S, S) patch, S = 2*(reach + ksize//2) + 1, to its blurred (B, B) centre."""
+def _blur_band(ksize: int, reach: int) -> np.ndarray:
+    """(S, B) band matrix, S = 2*(reach + ksize//2) + 1, B = 2*reach + 1: a length-S line times it is the 1-D
+    Gaussian blur at its B central cells (band[j, b] = kernel[j - b])."""
     kernel = gaussian_kernel(ksize)
     span, size = 2 * (reach + ksize // 2) + 1, 2 * reach + 1
-    band = np.zeros((span, size), np.float32)  # band[j, b] = kernel[j - b]
+    band = np.zeros((span, size))
     for b in range(size):
         band[b : b + ksize, b] = kernel
-    return np.kron(band, band)
+    band.flags.writeable = False
+    return band
 
 
-def blur_around(maps: np.ndarray, x: np.ndarray, y: np.ndarray, ksize: int, reach: int = 2) -> np.ndarray:
-    """The zero-padded Gaussian blur of each map, evaluated only around its argmax.
+@functools.lru_cache(maxsize=8)
+def window_offsets(width: int, radius: int) -> np.ndarray:
+    """(S, S) flat-index offsets of the square window of ``radius`` about a pixel of a map ``width`` wide."""
+    span = np.arange(-radius, radius + 1)
+    offsets = span[:, None] * width + span[None, :]
+    offsets.flags.writeable = False
+    return offsets
+
+
+def blur_around(
+    maps: np.ndarray, x: np.ndarray, y: np.ndarray, ksize: int, reach: int = 2, index: np.ndarray | None = None
+) -> np.ndarray:
+    """The zero-padded Gaussian blur of each map, evaluated only around its argmax, in float64.
 
     Returns (M, 2*reach+1, 2*reach+1): entry [m, reach+dy, reach+dx] equals the blurred map at (x+dx, y+dy)
     wherever that pixel lies inside the map (MMPose blurs each map padded with zeros). DARK reads nothing else, so
-    this replaces blurring whole maps (h*w*ksize^2 work each) with one gather and one small matrix product.
+    this replaces blurring whole maps (h*w*ksize^2 work each) with one gather of an (S, S) patch per map and the
+    separable blur as two stacked products with ``band.T`` (see ``stacked_left``). Point m lies on map m, or on
+    map ``index[m]`` when given.
     """
     count, height, width = maps.shape
-    span = np.arange(-(reach + ksize // 2), reach + ksize // 2 + 1)
-    rows, cols = y[:, None] + span, x[:, None] + span
-    flat = (np.arange(count)[:, None, None] * height + np.clip(rows, 0, height - 1)[:, :, None]) * width
-    patch = np.take(maps, flat + np.clip(cols, 0, width - 1)[:, None, :])
-    r = span[-1]
-    if len(x) and (y.min() < r or y.max() >= height - r or x.min() < r or x.max() >= width - r):
+    r = reach + ksize // 2
+    if len(x) == 0:
+        return np.zeros((0, 2 * reach + 1, 2 * reach + 1))
+    which = np.arange(count) if index is None else index
+    if y.min() >= r and y.max() < height - r and x.min() >= r and x.max() < width - r:  # all windows inside
+        centre = (which * height + y) * width + x
+        patch = np.take(maps, centre[:, None, None] + window_offsets(width, r)).astype(np.float64)
+    else:
+        span = np.arange(-r, r + 1)
+        rows, cols = y[:, None] + span, x[:, None] + span
+        flat = (which[:, None, None] * height + np.clip(rows, 0, height - 1)[:, :, None]) * width
+        patch = np.take(maps, flat + np.clip(cols, 0, width - 1)[:, None, :]).astype(np.float64)
         patch *= ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
-    size = 2 * reach + 1
-    return (patch.reshape(count, -1) @ _blur_operator(ksize, reach)).reshape(count, size, size)
+    band_t = _blur_band(ksize, reach).T
+    columns = stacked_left(band_t, patch)  # [m, b, j]: blurred down the rows
+    return stacked_left(band_t, columns.transpose(0, 2, 1)).transpose(0, 2, 1)  # and along them
+
+
+def blurred_max(maps: np.ndarray, ksize: int) -> np.ndarray:
+    """(M,) float64 maximum of each zero-padded Gaussian-blurred (M, h, w) map (MMPose ``gaussian_blur``'s).
+
+    Whole maps are blurred in float32 (one OpenCV call, 2*pad zero rows between maps so none reads another's
+    pixels) only to find the peak; the blur is then evaluated in float64 at every pixel within float32 rounding
+    of that peak, and the largest of those is the maximum.
+    """
+    count, height, width = maps.shape
+    pad = ksize // 2
+    padded = np.zeros((count, height + 2 * pad, width + 2 * pad), np.float32)
+    padded[:, pad:pad + height, pad:pad + width] = maps
+    kernel = gaussian_kernel(ksize).astype(np.float32)
+    tall = cv2.sepFilter2D(padded.reshape(-1, width + 2 * pad), -1, kernel, kernel, borderType=cv2.BORDER_CONSTANT)
+    blurred = tall.reshape(padded.shape)[:, pad:pad + height, pad:pad + width].reshape(count, -1)
+    top = blurred.max(axis=1)
+    slack = 1e-5 * np.abs(maps).reshape(count, -1).max(axis=1)  # far above float32 rounding of a weighted mean
+    which, flat = np.nonzero(blurred >= (top - slack)[:, None])
+    y, x = np.divmod(flat, width)
+    values = blur_around(maps, x, y, ksize, reach=0, index=which)[:, 0, 0]
+    out = np.full(count, -np.inf)
+    np.maximum.at(out, which, values)
+    return out
+
+
+def stacked_left(matrix: np.ndarray, stack: np.ndarray) -> np.ndarray:
+    """``matrix @ stack[m]`` for every m: (A, B) @ (M, B, C) -> (M, A, C).
+
+    numpy multiplies a stack matrix by matrix, so every BLAS call stays far below OpenBLAS's threading threshold.
+    One 2-D product over all maps at once (e.g. (M, 225) @ (225, 25) for M = 8 x 17) crosses it, and waking
+    OpenBLAS's threads on a busy CPU (ONNX Runtime's own threads spin after each run) stalls for milliseconds.
+    """
+    return np.matmul(matrix, stack)
 
 
 def blur_rows(rows: np.ndarray, ksize: int) -> np.ndarray:

@@ -46,6 +46,15 @@ def test_inverse_round_trip_with_rotation():
     np.testing.assert_allclose(affine.inverse().apply(affine.apply(pts)), pts, atol=1e-9)
 
 
+def test_inverse_matches_linalg_and_rejects_singular():
+    rng = np.random.default_rng(1)
+    matrices = rng.normal(size=(50, 2, 3)) * rng.uniform(0.01, 100, (50, 1, 1))
+    full = np.concatenate([matrices, np.broadcast_to([0.0, 0.0, 1.0], (50, 1, 3))], axis=1)
+    np.testing.assert_allclose(Affine(matrices).inverse().matrices, np.linalg.inv(full)[:, :2], rtol=1e-9, atol=1e-12)
+    with pytest.raises(InputError, match="singular"):
+        Affine(np.array([[[1.0, 2.0, 3.0], [2.0, 4.0, 5.0]]])).inverse()
+
+
 def test_pixel_convention_matches_warp():
     """Crop pixel (row i, col j) holds the frame value at inverse((j, i)): integer coordinates are pixel centres."""
     height, width = 300, 400

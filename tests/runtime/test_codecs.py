@@ -16,6 +16,7 @@ import pytest
 from edgepose.affine import Affine
 from edgepose.card import ModelCard
 from edgepose.codecs import CODECS, Codec, MSRAHeatmap, SimCC, UDPHeatmap, build_codec
+from edgepose.codecs.utils import blur_around, blurred_max
 from edgepose.errors import OutputError
 
 INPUT = (192, 256)
@@ -92,22 +93,24 @@ def test_round_trip_through_affine(codec_name: str, decode: str) -> None:
 
 
 def ref_blur(hm: np.ndarray, ksize: int) -> np.ndarray:
-    """MMPose gaussian_blur for one map: zero-pad, cv2 blur, crop, rescale to the original max."""
+    """MMPose gaussian_blur for one map: zero-pad, cv2 blur, crop, rescale to the original max (in hm's dtype)."""
     b = (ksize - 1) // 2
-    padded = np.zeros((hm.shape[0] + 2 * b, hm.shape[1] + 2 * b), np.float32)
+    padded = np.zeros((hm.shape[0] + 2 * b, hm.shape[1] + 2 * b), hm.dtype)
     padded[b:-b, b:-b] = hm
     out = cv2.GaussianBlur(padded, (ksize, ksize), 0)[b:-b, b:-b].copy()
     out *= hm.max() / out.max()
     return out
 
 
-def ref_decode(heatmaps: np.ndarray, kind: str, ksize: int = 11) -> np.ndarray:
-    """Plain-loop DARK ('msra') or UDP-DARK ('udp') decode in heatmap pixels (UDP: edge-padded neighbours)."""
+def ref_decode(heatmaps: np.ndarray, kind: str, ksize: int = 11, dtype: type = np.float32) -> np.ndarray:
+    """Plain-loop DARK ('msra') or UDP-DARK ('udp') decode in heatmap pixels (UDP: edge-padded neighbours).
+
+    With float32 (MMPose's arithmetic) or float64: the blurred map, rescale and log in that dtype."""
     n_persons, n_kpts, h, w = heatmaps.shape
     out = np.zeros((n_persons, n_kpts, 2))
     for n in range(n_persons):
         for k in range(n_kpts):
-            hm = heatmaps[n, k].astype(np.float32)
+            hm = heatmaps[n, k].astype(np.float32).astype(dtype)
             y, x = divmod(int(np.argmax(hm)), w)
             out[n, k] = x, y
             if hm.max() <= 0 or (kind == "msra" and not (1 < x < w - 2 and 1 < y < h - 2)):
@@ -175,6 +178,68 @@ def test_dark_matches_loop_reference(codec_name: str) -> None:
     else:
         assert not (refined & ((np.minimum(x, HEATMAP[0] - 1 - x) < 2) | (np.minimum(y, HEATMAP[1] - 1 - y) < 2))).any()
     assert not refined[0, :3].any()
+
+
+def dark_cases(rng: np.random.Generator) -> np.ndarray:
+    """Random maps plus the cases the local DARK has to get right: peaks on and near the edge, maxima <= 0, maps
+    whose rescaled neighbourhood the clip bites (peaks above 50, below 1e-3, negative dips), and a flat top."""
+    maps = random_maps(rng, 8, 17)
+    w, h = HEATMAP
+    edge = [(0, 20), (w - 1, 30), (10, 0), (20, h - 1), (0, 0), (w - 1, h - 1), (1, 1), (2, 2), (w - 3, h - 3),
+            (1, 30), (w - 2, 7), (9, h - 2)]
+    for k, (x, y) in enumerate(edge):
+        maps[1, k, y, x] += 10.0
+    maps[0, :3] -= 5.0  # maxima <= 0
+    maps[2] *= 100.0  # UDP: peaks above its clip at 50
+    maps[3] *= 1e-3  # UDP: neighbourhoods below its clip at 1e-3
+    maps[4] -= 0.15  # negative dips: DARK's clip at 1e-10 bites
+    maps[5, :4] = np.minimum(maps[5, :4], np.float32(0.9))  # flat tops: many equal maxima of the blurred map
+    maps[6, :6] = -0.5  # spikes on a negative floor: their blurred neighbourhood is below 0
+    maps[6, np.arange(6), rng.integers(8, h - 8, 6), rng.integers(8, w - 8, 6)] = rng.uniform(1, 3, 6)
+    for k in range(6):  # bumps beside a negative strip: part of the blurred neighbourhood is below 0
+        cx, cy = rng.integers(8, w - 8), rng.integers(8, h - 8)
+        maps[7, k] = np.exp(-((np.arange(w) - cx) ** 2 + (np.arange(h)[:, None] - cy) ** 2) / rng.uniform(4, 12))
+        maps[7, k, :, cx + 2 : cx + 5] = -rng.uniform(0.5, 3)
+    return maps
+
+
+@pytest.mark.parametrize("codec_name", ["msra", "udp"])
+def test_dark_matches_whole_map_reference(codec_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The local DARK (blur around the argmax only, rescale only where the clip bites) equals the plain loop over
+    whole blurred maps to 1e-5 input px: both in float64, so float32 rounding of the blur (which moves
+    ill-conditioned steps by up to 1e-4 px) does not hide a difference; the decode's float32 output is compared
+    with the reference rounded to float32."""
+    import edgepose.codecs.refine as refine
+
+    rescaled = []
+    monkeypatch.setattr(refine, "blurred_max", lambda maps, k: rescaled.append(len(maps)) or blurred_max(maps, k))
+    codec = make_codec(codec_name, "dark")
+    worst = 0.0
+    for seed in range(3):
+        maps = dark_cases(np.random.default_rng(10 + seed))
+        decoded, _ = codec.decode({"heatmaps": maps})
+        expected = (ref_decode(maps, codec_name, dtype=np.float64) / codec.heatmap_map()[0]).astype(np.float32)
+        worst = max(worst, float(np.abs(decoded.astype(np.float64) - expected).max()))
+    assert worst <= 1e-5, worst
+    # not vacuous: both the fast path and the exact rescale ran
+    assert 0 < sum(rescaled) < 3 * 8 * 17 / 2, rescaled
+
+
+def test_blur_around_and_blurred_max_match_whole_map_blur() -> None:
+    rng = np.random.default_rng(5)
+    maps = dark_cases(rng)[:6].reshape(-1, HEATMAP[1], HEATMAP[0])
+    maps[-3:] = np.float32(0.5)  # constant maps: every pixel of the blurred interior is the maximum
+    padded = np.pad(maps.astype(np.float64), ((0, 0), (5, 5), (5, 5)))
+    whole = np.stack([cv2.GaussianBlur(p, (11, 11), 0)[5:-5, 5:-5] for p in padded])
+    x, y = rng.integers(0, HEATMAP[0], len(maps)), rng.integers(0, HEATMAP[1], len(maps))
+    x[:4], y[:4] = [0, HEATMAP[0] - 1, 1, 5], [0, HEATMAP[1] - 2, 3, 0]  # windows cut by the border
+    got = blur_around(maps, x, y, 11, reach=2)
+    for m in range(len(maps)):
+        for dy, dx in np.ndindex(5, 5):
+            yy, xx = y[m] + dy - 2, x[m] + dx - 2
+            if 0 <= yy < HEATMAP[1] and 0 <= xx < HEATMAP[0]:
+                assert abs(got[m, dy, dx] - whole[m, yy, xx]) <= 1e-12 * max(1.0, np.abs(maps[m]).max())
+    np.testing.assert_allclose(blurred_max(maps, 11), whole.reshape(len(maps), -1).max(axis=1), rtol=1e-12)
 
 
 def test_simcc_dark_matches_loop_reference() -> None:
