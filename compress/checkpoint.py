@@ -46,6 +46,19 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, card: Model
                                   "pass tensors, numbers, strings, lists and dicts only")
 
 
+def same_file(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Make ``dst`` hold ``src``'s bytes, atomically: a hard link where the file system allows, else a copy.
+    ``src`` is later replaced by rename (``save_checkpoint``), never rewritten in place, so the link stays valid."""
+    import shutil
+
+    with atomic_path(dst) as tmp:
+        os.remove(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:  # no hard links here (some network and FAT file systems)
+            shutil.copyfile(src, tmp)
+
+
 def plain(value: Any) -> Any:
     """``value`` with numpy arrays as lists and numpy scalars as Python numbers, inside dicts, lists and tuples.
 

@@ -28,6 +28,7 @@ from compress.checkpoint import (
     load_state,
     read_checkpoint,
     restore_pruned,
+    same_file,
     save_checkpoint,
 )
 from compress.config import from_dict, load_yaml, to_dict
@@ -290,8 +291,8 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
                 extra["ema_state_dict"] = {k: v.detach().cpu() for k, v in ema.module.state_dict().items()}
                 extra["ema_full"] = ema.state_dict()
             save_checkpoint(last, model, card, **extra)
-            if improved and "AP" in metrics:
-                save_checkpoint(os.path.join(config.out_dir, "best.pth"), model, card, **extra)
+            if improved and "AP" in metrics:  # the same bytes: a hard link (a copy where links fail), no 2nd save
+                same_file(last, os.path.join(config.out_dir, "best.pth"))
             log.write(metrics)
             line(epoch_line(metrics, config.epochs), enabled=progress)
         state.best_ap = distributed.broadcast(ctx, state.best_ap)

@@ -159,3 +159,27 @@ def test_distillation_runs_under_the_same_trainer(synth, tmp_path):
                              distill={"teacher": teacher["last"]})
     with pytest.raises(ConfigError, match="same crop"):
         train(from_dict(TrainConfig, mismatched), progress=False)
+
+
+def test_same_file_links_the_checkpoint_and_survives_the_next_save(tmp_path, monkeypatch):
+    """best.pth is the last.pth of its epoch (a hard link, or a copy where links fail); replacing last.pth later
+    (save_checkpoint renames a new file over it) leaves best.pth with the old bytes."""
+    import os
+
+    from compress.checkpoint import same_file
+
+    last, best = tmp_path / "last.pth", tmp_path / "best.pth"
+    last.write_bytes(b"epoch 1")
+    same_file(last, best)
+    assert best.read_bytes() == b"epoch 1" and os.stat(best).st_ino == os.stat(last).st_ino
+    (tmp_path / "new").write_bytes(b"epoch 2")
+    os.replace(tmp_path / "new", last)
+    assert best.read_bytes() == b"epoch 1" and last.read_bytes() == b"epoch 2"
+
+    def no_links(src, dst):
+        raise OSError("links not supported")
+
+    monkeypatch.setattr(os, "link", no_links)
+    same_file(last, best)
+    assert best.read_bytes() == b"epoch 2" and os.stat(best).st_ino != os.stat(last).st_ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pth", "last.pth"]  # no temp file left
