@@ -7,7 +7,8 @@ import os
 
 
 class RunLog:
-    """Appends epoch metrics to ``out_dir/log.csv`` (columns fixed by the first row) and TensorBoard scalars."""
+    """Appends epoch metrics to ``out_dir/log.csv`` and TensorBoard scalars. A row with a column the file lacks (the
+    validation metrics of a run that validates every few epochs) widens the file: its earlier rows leave it empty."""
 
     def __init__(self, out_dir: str, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -30,6 +31,9 @@ class RunLog:
         row = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}
         new = not os.path.exists(self.path)
         columns = list(row) if new else _header(self.path)
+        if not new and any(k not in columns for k in row):
+            columns += [k for k in row if k not in columns]
+            _rewrite(self.path, columns)
         with open(self.path, "a", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
             if new:
@@ -51,6 +55,18 @@ class RunLog:
         """Flush TensorBoard."""
         if self._writer is not None:
             self._writer.close()
+
+
+def _rewrite(path: str, columns: list[str]) -> None:
+    """Rewrite the CSV under ``columns`` (atomically; missing cells empty)."""
+    from edgepose.io import atomic_path
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _header(path: str) -> list[str]:

@@ -53,3 +53,20 @@ def test_synthetic_generation_on_a_pipe_logs_one_line(tmp_path):
     assert "\r" not in out.stdout + out.stderr
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("synth:")]
     assert len(lines) == 1 and lines[0].startswith("synth: 8 images rendered in "), out.stdout
+
+
+def test_run_log_widens_when_validation_starts_after_the_first_epoch(tmp_path):
+    """eval_every > 1: the first rows have no AP; the row that brings it widens the file instead of dropping it."""
+    import csv
+
+    from compress.train.logs import RunLog
+
+    log = RunLog(str(tmp_path), enabled=True)
+    log.write({"epoch": 1, "train_loss": 0.5})
+    log.write({"epoch": 2, "train_loss": 0.4, "AP": 0.25, "note": "not a number"})
+    log.write({"epoch": 3, "train_loss": 0.3})
+    log.close()
+    with open(tmp_path / "log.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert [r["AP"] for r in rows] == ["", "0.25", ""] and "note" not in rows[0]
