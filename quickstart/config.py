@@ -58,10 +58,12 @@ class TrainStage:
     batch_size: int = 16
     warmup_iters: int = 100
     max_iters_per_epoch: int | None = None  # cap for smoke runs; None: the whole train split every epoch
+    eval_every: int = 1  # validate every N epochs (and after the last)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1:
+            raise ConfigError(f"epochs, batch_size and eval_every must be at least 1, got {self.epochs}, "
+                              f"{self.batch_size} and {self.eval_every}")
 
 
 @dataclass
@@ -137,7 +139,7 @@ FAST_AUGMENT = {"scale_range": [0.85, 1.15], "rotation": 10.0, "rotate_prob": 0.
 FAST = QuickstartProfile(
     name="fast",
     data=DataStage(train=400, val=40, level="easy"),
-    teacher=TrainStage("simple_baseline_18", epochs=16, lr=5e-3, warmup_iters=20),
+    teacher=TrainStage("simple_baseline_18", epochs=16, lr=5e-3, warmup_iters=20, eval_every=4),
     student=StudentStage("lite_hrnet_tiny", epochs=4, lr=5e-3, warmup_iters=20),
     prune=PruneStage(target_flops_ratio=0.3, epochs=1),
     quantize=QuantizeStage(calib_images=32),
@@ -146,14 +148,17 @@ FAST = QuickstartProfile(
     augment=dict(FAST_AUGMENT),
 )
 
+# The default profile: the fast profile's task and crop with 4x the images and longer schedules.
 DEFAULT = QuickstartProfile(
     name="default",
-    data=DataStage(train=1000, val=100),
-    teacher=TrainStage("simple_baseline_18", epochs=8, warmup_iters=100),
-    student=StudentStage("lite_hrnet_tiny", epochs=10, warmup_iters=100),
+    data=DataStage(train=1600, val=100, level="easy"),
+    teacher=TrainStage("simple_baseline_18", epochs=20, lr=5e-3, warmup_iters=50, eval_every=4),
+    student=StudentStage("lite_hrnet_tiny", epochs=8, lr=5e-3, warmup_iters=50),
     prune=PruneStage(target_flops_ratio=0.3, epochs=2),
     quantize=QuantizeStage(calib_images=64),
     benchmark=BenchStage(rounds=40),
+    card=dict(FAST_CARD),
+    augment=dict(FAST_AUGMENT),
 )
 
 PROFILES = {"fast": FAST, "default": DEFAULT}

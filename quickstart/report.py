@@ -48,11 +48,14 @@ def recommend(table: list[dict]) -> tuple[dict, dict[str, str]]:
     candidates = []
     for r in table:
         source = by.get(r["source"] or "")
+        why = []
         if r["AP"] < floor:
-            left_out[r["variant"]] = f"AP {r['AP']:.3f} is more than 1 point below the distilled student's"
-        elif r["precision"] != "fp32" and source and r["ms_per_person_b1"] >= source["ms_per_person_b1"]:
-            left_out[r["variant"]] = (f"{r['precision'].upper()} is not faster than {source['variant']} on this CPU "
-                                      f"({r['ms_per_person_b1']:.2f} vs {source['ms_per_person_b1']:.2f} ms/person)")
+            why.append(f"AP {r['AP']:.3f} is more than 1 point below the distilled student's")
+        if r["precision"] != "fp32" and source and r["ms_per_person_b1"] >= source["ms_per_person_b1"]:
+            why.append(f"{r['precision'].upper()} is not faster than {source['variant']} on this CPU "
+                       f"({r['ms_per_person_b1']:.2f} vs {source['ms_per_person_b1']:.2f} ms/person)")
+        if why:
+            left_out[r["variant"]] = "; ".join(why)
         else:
             candidates.append(r)
     return min(candidates, key=lambda r: r["ms_per_person_b1"]), left_out

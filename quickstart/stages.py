@@ -91,7 +91,7 @@ def train_config(ctx: Context, stage: TrainStage, name: str, teacher: str | None
         "optim": {"name": "adamw", "lr": stage.lr, "weight_decay": 1e-4, "warmup_iters": stage.warmup_iters,
                   "schedule": "cosine", "min_lr_ratio": 0.02},
         "epochs": stage.epochs, "out_dir": ctx.path(name), "seed": p.seed,
-        "max_iters_per_epoch": stage.max_iters_per_epoch,
+        "max_iters_per_epoch": stage.max_iters_per_epoch, "eval_every": stage.eval_every,
     }
     if teacher is not None:
         spec["distill"] = {"teacher": teacher, "alpha": stage.alpha}
@@ -149,25 +149,31 @@ def _parity(report) -> dict:
 
 
 def run_export(ctx: Context, resume: bool) -> list[str]:
-    """FP32 ONNX of the teacher, both students and the pruned student, each parity-checked against its checkpoint."""
+    """FP32 ONNX of the teacher, both students and the pruned student, each parity-checked against its checkpoint
+    (each checkpoint is loaded once; a diverging export never appears under its name)."""
     from compress.checkpoint import load_model
     from compress.models.complexity import count_flops, count_params
     from compress.progress import bar
-    from deploy.export import export_checkpoint
-    from deploy.verify import verify
+    from deploy.export import export_model
+    from deploy.verify import LoadedModel, verify
     from edgepose.errors import ModelError
 
     record = {}
     for name, ckpt in bar(EXPORTS.items(), desc="export", enabled=ctx.progress):
         onnx = ctx.path(f"export/{name}.onnx")
-        export_checkpoint(ctx.path(ckpt), onnx)
-        parity = verify(ctx.path(ckpt), onnx)
-        if not parity.passed:
-            raise ModelError(f"the ONNX export of {ckpt} does not match it: {parity.summary()}")
         model, card, _ = load_model(ctx.path(ckpt))
+        reports = []
+
+        def check(tmp: str, model=model, card=card, ckpt=ckpt, reports=reports) -> None:
+            parity = verify(LoadedModel(model, card, ckpt), tmp)
+            if not parity.passed:
+                raise ModelError(f"the ONNX export of {ckpt} does not match it: {parity.summary()}")
+            reports.append(parity)
+
+        export_model(model, card, onnx, check=check)
         record[name] = {"checkpoint": ckpt, "onnx": f"export/{name}.onnx", "arch": model.arch["name"],
                         "params": count_params(model), "gflops": count_flops(model, card.input_size),
-                        "parity_vs_checkpoint": _parity(parity)}
+                        "parity_vs_checkpoint": _parity(reports[0])}
     _dump_json(ctx.path("export/export.json"), record)
     return [*(f"export/{n}.onnx" for n in EXPORTS), "export/export.json"]
 
@@ -213,6 +219,22 @@ def tensorrt_here() -> dict:
     return {"tensorrt": trt_version(), "gpu": gpu}
 
 
+def _tensorrt_int8(ctx: Context) -> str:
+    """The pruned student quantized for TensorRT (int8 activations, full scope), calibrated as the CPU copy was;
+    made only where an engine is built. Returns its path under OUT."""
+    from deploy.quantize.calibration import CalibrationImages
+    from deploy.quantize.ptq import quantize_int8
+    from edgepose.onnx_card import read_card
+
+    q = ctx.profile.quantize
+    src, rel = ctx.path("export/pruned.onnx"), "engines/pruned_int8_tensorrt.onnx"
+    train_ann, train_images = ctx.split("train")
+    card = read_card(src)
+    calibration = CalibrationImages(src, train_ann, train_images, num=q.calib_images, card=card)
+    quantize_int8(src, ctx.path(rel), calibration, method=q.method, activations="int8", card=card)
+    return rel
+
+
 def run_engines(ctx: Context, resume: bool) -> list[str]:
     """A TensorRT engine per variant when TensorRT imports and a GPU is present; otherwise the reason why not."""
     from deploy.tensorrt.build import BuildOptions, build_engine
@@ -226,9 +248,13 @@ def run_engines(ctx: Context, resume: bool) -> list[str]:
         for name, (onnx, _, _) in VARIANTS.items():
             engine = f"engines/{name}.engine"
             try:
+                if name == "pruned_int8":  # the CPU copy has uint8 activations; TensorRT's Q/DQ format is int8
+                    onnx = _tensorrt_int8(ctx)
+                    record["engines"][name] = {"onnx": onnx}
                 result = build_engine(ctx.path(onnx), ctx.path(engine), options)
-                record["engines"][name] = {"engine": engine, "precision": result.engine_precision,
-                                           "size_bytes": result.size_bytes, "seconds": result.seconds}
+                record["engines"][name] = {**record["engines"].get(name, {}), "engine": engine,
+                                           "precision": result.engine_precision, "size_bytes": result.size_bytes,
+                                           "seconds": result.seconds}
             except Exception as exc:  # TensorRT support is unverified: one failing variant must not hide the rest
                 record["engines"][name] = {"error": f"{type(exc).__name__}: {exc}"}
     _dump_json(ctx.path("engines/engines.json"), record)
@@ -251,7 +277,10 @@ def run_evaluate(ctx: Context, resume: bool) -> list[str]:
 
 
 def run_benchmark(ctx: Context, resume: bool) -> list[str]:
-    """ONNX Runtime CPU latency per person of every variant (round-robin, medians)."""
+    """ONNX Runtime CPU latency per person of every variant (round-robin, medians), and the format to run the pruned
+    student in on this CPU: a quantized copy only where it measured faster than its FP32 source at every batch size
+    (``deploy.quantize.choice.cpu_format``; INT8 loses to FP32 on Lite-HRNet with ONNX Runtime's CPU provider)."""
+    from deploy.quantize.choice import cpu_format
     from edgepose.bench.environment import environment
     from quickstart.bench import latency_table, val_crops
 
@@ -260,7 +289,8 @@ def run_benchmark(ctx: Context, resume: bool) -> list[str]:
     paths = {name: ctx.path(onnx) for name, (onnx, _, _) in VARIANTS.items()}
     crops = val_crops(paths["student_fp32"], val_ann, val_images, max(b.batches))
     timing = latency_table(paths, crops, b, progress=ctx.progress)
-    _dump_json(ctx.path("bench/latency.json"), {"latency": timing,
+    choice = cpu_format(timing, "pruned_fp32", candidates=[n for n in VARIANTS if SOURCES[n] == "pruned_fp32"])
+    _dump_json(ctx.path("bench/latency.json"), {"latency": timing, "cpu_choice": choice,
                                                  "machine": environment(b.threads, ["CPUExecutionProvider"]),
                                                  "settings": {"rounds": b.rounds, "warmup": b.warmup,
                                                               "batches": list(b.batches), "threads": b.threads}})
