@@ -23,6 +23,12 @@ detector found at the first size). Frame sets: one person (000000000785.jpg, als
 persons (000000196141.jpg and 000000197388.jpg, 4 detected persons each). Latency per frame set: mean over its
 frames of the median of ``--iters`` calls; every contender runs in every run, the order rotating (interleaved);
 ratios rtmlib / edgepose per run, median over runs.
+
+Video (``--stream-frames N``, 0 to skip): N frames cycling through the three photos, detector on every frame, the
+same models and per-session thread counts; rtmlib in its only mode (detect, then pose, frame after frame) against
+``estimator.stream(frames, track=False)``, which overlaps the detection of one frame with the pose estimation of
+the one before in threads. Frames per second, runs interleaved, median ratio. This is throughput on a video, not
+the latency of one frame (the per-frame table above).
 """
 
 from __future__ import annotations
@@ -134,6 +140,44 @@ def time_runs(calls: dict, frames: dict, runs: int, iters: int) -> dict:
     return out
 
 
+def time_streams(models: dict, size: int, threads: int | None, frames: dict, count: int, runs: int) -> dict:
+    """contract -> {"edgepose_fps": [...], "rtmlib_fps": [...], "ratio": median of per-run rtmlib/edgepose time}."""
+    options = {"threads": threads} if threads else {}
+    video = [frames[name] for _, name in zip(range(count), _cycle(list(frames)), strict=False)]
+    out = {}
+    for contract, (path, card, _) in models.items():
+        tool = rtmlib_tool(contract, path, card, threads)
+        theirs = rtmlib_detector(size, threads)
+        ours = PoseEstimator(path, card=card, detector=YoloxDetector(DEFAULT_DETECTOR, input_size=size,
+                                                                       backend_options=options),
+                             backend_options=options)
+        fps = {"edgepose": [], "rtmlib": []}
+        try:
+            for run in range(runs):
+                for side in (("edgepose", "rtmlib") if run % 2 == 0 else ("rtmlib", "edgepose")):
+                    t0 = time.perf_counter()
+                    if side == "edgepose":
+                        with ours.stream(video, track=False, keep_frames=False) as stream:
+                            done = sum(1 for _ in stream)
+                    else:
+                        done = 0
+                        for frame in video:
+                            tool(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), list(rtmlib_people(theirs, frame)))
+                            done += 1
+                    fps[side].append(done / (time.perf_counter() - t0))
+        finally:
+            ours.close()
+        runs_ratio = [e / r for e, r in zip(fps["edgepose"], fps["rtmlib"], strict=True)]
+        out[contract] = {"edgepose_fps": fps["edgepose"], "rtmlib_fps": fps["rtmlib"],
+                         "edgepose_over_rtmlib_fps": float(np.median(runs_ratio)), "runs_ratio": runs_ratio}
+    return out
+
+
+def _cycle(items: list):
+    while True:
+        yield from items
+
+
 def ratio(latency: dict, peer: str, ours: str, set_name: str) -> dict:
     """peer / edgepose per run: median, min, max, runs."""
     runs = [p / e for p, e in zip(latency[peer][set_name], latency[ours][set_name], strict=True)]
@@ -147,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[416, 256], help="detector input sizes (both sides)")
+    parser.add_argument("--stream-frames", type=int, default=60, help="video frames per stream run (0: skip)")
     parser.add_argument("--out", default=os.path.join("benchmarks", "results", "peers_e2e.json"))
     args = parser.parse_args(argv)
     threads = args.threads or None
@@ -157,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         latency = time_runs(calls, frames, args.runs, args.iters)
         for thing in owned:
             thing.close()
+        streams = (time_streams(models, args.sizes[0], threads, frames, args.stream_frames, args.runs)
+                   if args.stream_frames else {})
     medians = {label: {s: float(np.median(v)) for s, v in sets.items()} for label, sets in latency.items()}
     first = args.sizes[0]
     comparisons: dict = {}
@@ -181,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": args.sizes, "rtmlib": package_version("rtmlib"),
         "ratios_rtmlib_over_edgepose": comparisons, "detector_alone_ratios_rtmlib_over_edgepose": detector_ratios,
         "median_ms": medians, "runs_ms": latency, "detector_boxes": boxes,
+        "video_stream": {"frames": args.stream_frames, "detector_size": args.sizes[0], "by_contract": streams},
         "notes": [
             "Shared machine: 2 cores used by other jobs at the same time (load average far above 2); absolute ms "
             "vary from run to run; ratios come from interleaved runs (medians).",
@@ -205,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| label | " + " | ".join(f"{s} ms" for s in FRAME_SETS) + " |")
     for label, sets in medians.items():
         print(f"| {label} | " + " | ".join(f"{v:.1f}" for v in sets.values()) + " |")
+    for contract, row in streams.items():
+        print(f"| video {contract}: edgepose.stream / rtmlib loop FPS | {row['edgepose_over_rtmlib_fps']:.2f}x "
+              f"({np.median(row['edgepose_fps']):.1f} vs {np.median(row['rtmlib_fps']):.1f} FPS) |")
     print(f"wrote {args.out}")
     return 0
 
