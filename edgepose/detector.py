@@ -13,7 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edgepose.backends import Backend, open_backend
+from edgepose.backends import Backend, format_of, open_backend
 from edgepose.errors import InputError, ModelError, OutputError
 from edgepose.preprocess import validate_frame
 
@@ -105,7 +105,10 @@ class YoloxDetector:
         self.nms_threshold = float(nms_threshold)
         self.class_id = int(class_id)
         requested = _size_hw(input_size)
-        self.backend: Backend = open_backend(self.path, **(backend_options or {}))
+        options = dict(backend_options or {})
+        if format_of(self.path).backend == "onnxruntime":  # one frame per call: a batch axis rewrite gains nothing
+            options.setdefault("batch_rewrite", False)
+        self.backend: Backend = open_backend(self.path, **options)
         try:
             self._check_model(requested)
         except (ModelError, InputError):  # a fixed-size model asked for another size

@@ -303,3 +303,13 @@ def test_letterbox_matches_reference(shape, hw) -> None:
     ref, ref_ratio = _letterbox_reference(frame, hw)
     assert blob.dtype == np.float32 and blob.flags.c_contiguous and ratio == ref_ratio
     np.testing.assert_array_equal(blob, ref)
+
+
+def test_detector_skips_the_batch_axis_rewrite_unless_asked():
+    """A detector runs one frame per call: loading it does not try (nor import onnx for) a batch rewrite."""
+    from edgepose.assets import DEFAULT_DETECTOR
+
+    with YoloxDetector(DEFAULT_DETECTOR) as det:
+        assert det.backend.batch_mode == "loop" and "turned off" in det.backend.batch_note
+    with YoloxDetector(DEFAULT_DETECTOR, backend_options={"batch_rewrite": True}) as det:
+        assert "turned off" not in (det.backend.batch_note or "")
