@@ -1,5 +1,6 @@
-"""INT8 and FP16 of the MMPose architectures (issue 16): RTMPose-t and HRNet-W32 exports quantize, run in the
-runtime and stay close to FP32 (the tolerances of test_quantize), with the card MMPose's config implies."""
+"""INT8 and FP16 of RTMPose-t (issue 16): its export quantizes, runs in the runtime and stays close to FP32, with
+the card MMPose's config implies. HRNet is plain convolutions, which test_quantize covers; this file once ran it
+too (INT8 relative error 0.066, FP16 0.0005) and dropped it to keep the suite under 10 minutes."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from deploy.quantize.calibration import CalibrationImages
 from deploy.quantize.ptq import conv_weight_qdq_coverage, convert_fp16, quantize_int8
 from edgepose.backends.onnxruntime import OnnxRuntimeBackend, OrtOptions
 from edgepose.onnx_card import read_card
-from tests.deploy.test_quantize import FP16_TOLERANCE, INT8_TOLERANCE, _unit_activations
+from tests.deploy.test_quantize import FP16_TOLERANCE, _unit_activations
 
-SIZE = (64, 64)  # small crops keep HRNet-W32 quick on a CPU
+SIZE = (64, 64)  # small crops keep the test quick on a CPU
 
 
-@pytest.fixture(scope="module", params=["rtmpose_t", "hrnet_w32"])
+@pytest.fixture(scope="module", params=["rtmpose_t"])  # HRNet is plain convs: test_quantize covers those
 def exported(request, tmp_path_factory, synth) -> tuple[str, str, CalibrationImages]:
     """(arch, FP32 ONNX with MMPose's card, calibration crops); weights rescaled to unit activations."""
     import torch
@@ -76,11 +77,8 @@ def test_int8_runs_with_every_conv_quantized(exported, synth, tmp_path):
     _run_in_runtime(report.dst, synth)
     crops = np.concatenate([calib.item(i) for i in range(len(calib))])
     error = _relative_error(report.dst, fp32, crops)
-    if arch == "hrnet_w32":
-        assert error < INT8_TOLERANCE, f"{arch} int8: outputs differ from FP32 by {error:.3f} (relative L2)"
-    else:
-        # RTMPose-t with random weights sits above INT8_TOLERANCE: about 0.36 at 64x64 (0.29 at 96x128), and 0.33
-        # with INT8 on the Convs alone, so it is the CSPNeXt backbone's many thin layers adding up, not one bad
-        # layer or op. Trained weights are needed to judge it; here it must stay well apart from unrelated
-        # outputs (0.71 between two crops' SimCC logits).
-        assert error < 0.5, f"{arch} int8: outputs differ from FP32 by {error:.3f} (relative L2)"
+    # RTMPose-t with random weights sits above test_quantize.INT8_TOLERANCE: about 0.36 at 64x64 (0.29 at
+    # 96x128), and 0.33 with INT8 on the Convs alone, so it is the CSPNeXt backbone's many thin layers adding
+    # up, not one bad layer or op. Trained weights are needed to judge it; here it must stay well apart from
+    # unrelated outputs (0.71 between two crops' SimCC logits).
+    assert error < 0.5, f"{arch} int8: outputs differ from FP32 by {error:.3f} (relative L2)"
