@@ -1,9 +1,10 @@
 """The schedules of ``edgepose quickstart``: one dataclass per stage, gathered in a ``QuickstartProfile``.
 
 Two profiles ship, both on the synthetic set's "easy" level at a 64x96 crop (the hard level stays for the
-distillation benchmark). ``FAST`` (``--fast``, under 3 minutes on 2 cores): 400 images, a 16-epoch teacher (AP
-0.545) and 4-epoch students (distillation +6 AP points). ``DEFAULT``: 1600 images, a 20-epoch teacher (AP 0.76) and
-8-epoch students, under 30 minutes (README: the measured runs). Any other schedule is
+distillation benchmark). ``FAST`` (``--fast``, 165-214 s on 2 cores): 400 images, a 16-epoch teacher (AP
+0.52-0.55) and 4-epoch students (distillation +6 AP points in one run, -2 in another: not yet steady).
+``DEFAULT``: 1600 images, a 20-epoch teacher (AP 0.76) and 8-epoch students, 13 minutes (README: the measured
+runs). Any other schedule is
 a YAML file of the same shape (``--config FILE``; unknown keys are refused by path)::
 
     name: mine
