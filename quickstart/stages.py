@@ -178,21 +178,30 @@ def run_export(ctx: Context, resume: bool) -> list[str]:
     return [*(f"export/{n}.onnx" for n in EXPORTS), "export/export.json"]
 
 
-def run_quantize(ctx: Context, resume: bool) -> list[str]:
-    """INT8 (QDQ PTQ, calibrated on train crops) and FP16 copies of the pruned student's ONNX."""
+def _pruned_int8(ctx: Context, dst: str, activations: str):
+    """The pruned student's ONNX quantized to ``dst`` (calibrated on train crops); returns (report, its card)."""
     from deploy.quantize.calibration import CalibrationImages
-    from deploy.quantize.ptq import convert_fp16, quantize_int8
-    from deploy.verify import Tolerance, verify
+    from deploy.quantize.ptq import quantize_int8
     from edgepose.onnx_card import read_card
 
     q = ctx.profile.quantize
     src = ctx.path("export/pruned.onnx")
     train_ann, train_images = ctx.split("train")
-    int8, fp16 = ctx.path("quantize/pruned_int8.onnx"), ctx.path("quantize/pruned_fp16.onnx")
-    card = read_card(src)  # read once, passed to calibration and both conversions
+    card = read_card(src)  # read once, passed to calibration and the conversion
     calibration = CalibrationImages(src, train_ann, train_images, num=q.calib_images, card=card)
-    reports = {"int8": quantize_int8(src, int8, calibration, method=q.method, activations="uint8",  # ORT's x86 path
-                                     card=card),
+    report = quantize_int8(src, dst, calibration, method=q.method, activations=activations, card=card)
+    return report, card
+
+
+def run_quantize(ctx: Context, resume: bool) -> list[str]:
+    """INT8 (QDQ PTQ, calibrated on train crops) and FP16 copies of the pruned student's ONNX."""
+    from deploy.quantize.ptq import convert_fp16
+    from deploy.verify import Tolerance, verify
+
+    src = ctx.path("export/pruned.onnx")
+    int8, card = _pruned_int8(ctx, ctx.path("quantize/pruned_int8.onnx"), activations="uint8")  # ORT's x86 path
+    fp16 = ctx.path("quantize/pruned_fp16.onnx")
+    reports = {"int8": int8,
                "fp16": convert_fp16(src, fp16, card=card)}
     record = {}
     for precision, report in reports.items():
@@ -222,16 +231,8 @@ def tensorrt_here() -> dict:
 def _tensorrt_int8(ctx: Context) -> str:
     """The pruned student quantized for TensorRT (int8 activations, full scope), calibrated as the CPU copy was;
     made only where an engine is built. Returns its path under OUT."""
-    from deploy.quantize.calibration import CalibrationImages
-    from deploy.quantize.ptq import quantize_int8
-    from edgepose.onnx_card import read_card
-
-    q = ctx.profile.quantize
-    src, rel = ctx.path("export/pruned.onnx"), "engines/pruned_int8_tensorrt.onnx"
-    train_ann, train_images = ctx.split("train")
-    card = read_card(src)
-    calibration = CalibrationImages(src, train_ann, train_images, num=q.calib_images, card=card)
-    quantize_int8(src, ctx.path(rel), calibration, method=q.method, activations="int8", card=card)
+    rel = "engines/pruned_int8_tensorrt.onnx"
+    _pruned_int8(ctx, ctx.path(rel), activations="int8")
     return rel
 
 
