@@ -1,8 +1,9 @@
 """The schedules of ``edgepose quickstart``: one dataclass per stage, gathered in a ``QuickstartProfile``.
 
 Two profiles ship, both on the synthetic set's "easy" level at a 64x96 crop (the hard level stays for the
-distillation benchmark). ``FAST`` (``--fast``, 165-214 s on 2 cores): 400 images, a 16-epoch teacher (AP
-0.52-0.55) and 4-epoch students (distillation +6 AP points in one run, -2 in another: not yet steady).
+distillation benchmark). ``FAST`` (``--fast``, 165-214 s on 2 cores): 400 train images, 200 val persons (40 gave
+an AP too noisy to compare students), a 16-epoch teacher (AP 0.51-0.55) and 4-epoch students (distillation gain
++4 AP points on average over seeds, from -0.5 to +6.3: not yet steady; see the README).
 ``DEFAULT``: 1600 images, a 20-epoch teacher (AP 0.76) and 8-epoch students, 13 minutes (README: the measured
 runs). Any other schedule is
 a YAML file of the same shape (``--config FILE``; unknown keys are refused by path)::
@@ -60,6 +61,7 @@ class TrainStage:
     warmup_iters: int = 100
     max_iters_per_epoch: int | None = None  # cap for smoke runs; None: the whole train split every epoch
     eval_every: int = 1  # validate every N epochs (and after the last)
+    cpu_bf16: bool = False  # bfloat16 autocast where the CPU computes it natively (TrainConfig.cpu_bf16)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1:
@@ -139,9 +141,9 @@ FAST_AUGMENT = {"scale_range": [0.85, 1.15], "rotation": 10.0, "rotate_prob": 0.
 
 FAST = QuickstartProfile(
     name="fast",
-    data=DataStage(train=400, val=40, level="easy"),
+    data=DataStage(train=400, val=200, level="easy"),
     teacher=TrainStage("simple_baseline_18", epochs=16, lr=5e-3, warmup_iters=20, eval_every=4),
-    student=StudentStage("lite_hrnet_tiny", epochs=4, lr=5e-3, warmup_iters=20),
+    student=StudentStage("lite_hrnet_tiny", epochs=4, lr=5e-3, warmup_iters=20, eval_every=4),
     prune=PruneStage(target_flops_ratio=0.3, epochs=1),
     quantize=QuantizeStage(calib_images=32),
     benchmark=BenchStage(rounds=20),

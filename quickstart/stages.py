@@ -92,6 +92,7 @@ def train_config(ctx: Context, stage: TrainStage, name: str, teacher: str | None
                   "schedule": "cosine", "min_lr_ratio": 0.02},
         "epochs": stage.epochs, "out_dir": ctx.path(name), "seed": p.seed,
         "max_iters_per_epoch": stage.max_iters_per_epoch, "eval_every": stage.eval_every,
+        "cpu_bf16": stage.cpu_bf16,
     }
     if teacher is not None:
         spec["distill"] = {"teacher": teacher, "alpha": stage.alpha}

@@ -69,7 +69,8 @@ class TrainConfig:
     epochs: int = 210
     out_dir: str = "runs/train"
     seed: int = 0
-    amp: bool = True  # used only on a GPU
+    amp: bool = True  # float16 autocast; used only on a GPU
+    cpu_bf16: bool = False  # bfloat16 autocast when training on a CPU with native bf16 (AVX512-BF16 or AMX)
     grad_clip: float | None = None
     ema_decay: float | None = None
     eval_every: int = 1

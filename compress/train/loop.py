@@ -18,6 +18,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,22 @@ def lr_at(config: TrainConfig, iteration: int, total: int) -> float:
     progress = (iteration - opt.warmup_iters) / max(1, total - opt.warmup_iters)
     floor = opt.lr * opt.min_lr_ratio
     return floor + 0.5 * (opt.lr - floor) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def native_bf16() -> bool:
+    """Whether oneDNN computes bfloat16 natively on this CPU (else autocast would emulate it, slower than float32)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def cpu_autocast_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """bfloat16 where ``cpu_bf16`` asks for it on a CPU that computes it natively; None (float32) otherwise."""
+    if not config.cpu_bf16 or device.type != "cpu":
+        return None
+    if not native_bf16():
+        warnings.warn("cpu_bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); training in float32",
+                      stacklevel=2)
+        return None
+    return torch.bfloat16
 
 
 def build_for(config: TrainConfig, card: ModelCard) -> torch.nn.Module:
@@ -194,6 +211,7 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
     optimizer = optim_cls(params, lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     use_amp = config.amp and ctx.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    autocast_dtype = torch.float16 if use_amp else cpu_autocast_dtype(config, ctx.device)
     ema = None
     if config.ema_decay:
         ema = torch.optim.swa_utils.AveragedModel(
@@ -249,7 +267,8 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
             images = batch["image"].to(ctx.device, non_blocking=True)
             targets = {k: v.to(ctx.device, non_blocking=True) for k, v in batch["targets"].items()}
             weights = batch["weights"].to(ctx.device, non_blocking=True)
-            with torch.autocast(ctx.device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(ctx.device.type, dtype=autocast_dtype or torch.float16,
+                                enabled=autocast_dtype is not None):
                 outputs = net(images)
                 if teacher is None:
                     loss = pose_loss(outputs, targets, weights)
