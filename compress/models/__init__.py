@@ -114,27 +114,28 @@ def simple_baseline_101(num_keypoints: int = 17, input_size: Size = (192, 256), 
     return _simple(101, num_keypoints, input_size, head, simcc_split_ratio)
 
 
-def _rtmpose(name: str, num_keypoints: int, input_size: Size, head: str, simcc_split_ratio: float | None) -> PoseModel:
-    model = RTMPosePose(name, num_keypoints, input_size, head, simcc_split_ratio)
-    return _record(model, name, simcc_split_ratio=simcc_split_ratio)
+def _rtmpose(name: str, num_keypoints: int, input_size: Size, head: str, simcc_split_ratio: float | None,
+             spp: bool = True) -> PoseModel:
+    model = RTMPosePose(name, num_keypoints, input_size, head, simcc_split_ratio, spp)
+    return _record(model, name, simcc_split_ratio=simcc_split_ratio, **({} if spp else {"spp": False}))
 
 
 def rtmpose_t(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "simcc",
-              simcc_split_ratio: float | None = None) -> PoseModel:
+              simcc_split_ratio: float | None = None, spp: bool = True) -> PoseModel:
     """RTMPose-t: CSPNeXt-tiny + RTMCC SimCC head (MMPose: 3.34M params, 0.36 GFLOPs at 256x192)."""
-    return _rtmpose("rtmpose_t", num_keypoints, input_size, head, simcc_split_ratio)
+    return _rtmpose("rtmpose_t", num_keypoints, input_size, head, simcc_split_ratio, spp)
 
 
 def rtmpose_s(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "simcc",
-              simcc_split_ratio: float | None = None) -> PoseModel:
+              simcc_split_ratio: float | None = None, spp: bool = True) -> PoseModel:
     """RTMPose-s: CSPNeXt-s + RTMCC SimCC head (MMPose: 5.47M params, 0.68 GFLOPs at 256x192)."""
-    return _rtmpose("rtmpose_s", num_keypoints, input_size, head, simcc_split_ratio)
+    return _rtmpose("rtmpose_s", num_keypoints, input_size, head, simcc_split_ratio, spp)
 
 
 def rtmpose_m(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "simcc",
-              simcc_split_ratio: float | None = None) -> PoseModel:
+              simcc_split_ratio: float | None = None, spp: bool = True) -> PoseModel:
     """RTMPose-m: CSPNeXt-m + RTMCC SimCC head (MMPose: 13.59M params, 1.93 GFLOPs at 256x192)."""
-    return _rtmpose("rtmpose_m", num_keypoints, input_size, head, simcc_split_ratio)
+    return _rtmpose("rtmpose_m", num_keypoints, input_size, head, simcc_split_ratio, spp)
 
 
 def _hrnet(name: str, num_keypoints: int, input_size: Size, head: str, simcc_split_ratio: float | None) -> PoseModel:

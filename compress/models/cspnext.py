@@ -90,9 +90,14 @@ class SPPBottleneck(nn.Module):
 
 
 class CSPNeXt(nn.Module):
-    """The CSPNeXt P5 backbone scaled by ``deepen_factor`` (blocks) and ``widen_factor`` (channels)."""
+    """The CSPNeXt P5 backbone scaled by ``deepen_factor`` (blocks) and ``widen_factor`` (channels).
 
-    def __init__(self, deepen_factor: float, widen_factor: float, expand_ratio: float = 0.5):
+    ``spp=False`` (ours, not MMPose's) leaves out stage 4's SPP bottleneck. Its 5/9/13 max pools cover the whole
+    stride-32 map (3x4 at 96x128, 6x8 at 192x256), and trained from scratch the model then never leaves the
+    constant-prior solution; MMPose starts this backbone from ImageNet weights.
+    """
+
+    def __init__(self, deepen_factor: float, widen_factor: float, expand_ratio: float = 0.5, spp: bool = True):
         super().__init__()
         stem = int(P5[0][0] * widen_factor)
         self.stem = nn.Sequential(ConvModule(3, stem // 2, 3, stride=2, act="silu"),
@@ -101,8 +106,8 @@ class CSPNeXt(nn.Module):
         for i, (cin, cout, blocks, add_identity, use_spp) in enumerate(P5):
             cin, cout = int(cin * widen_factor), int(cout * widen_factor)
             stage: list[nn.Module] = [ConvModule(cin, cout, 3, stride=2, act="silu")]
-            if use_spp:
-                stage.append(SPPBottleneck(cout, cout))
+            if use_spp:  # spp=False: an Identity in its place, so module names (stage4.2...) stay MMPose's
+                stage.append(SPPBottleneck(cout, cout) if spp else nn.Identity())
             stage.append(CSPLayer(cout, cout, max(round(blocks * deepen_factor), 1), add_identity, expand_ratio))
             setattr(self, f"stage{i + 1}", nn.Sequential(*stage))
         self.out_channels = cout

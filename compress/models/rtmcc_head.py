@@ -76,6 +76,11 @@ class RTMCCHead(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.01)
+        # Ours, not MMPose's: the GAU's output projection starts at zero, so the block starts as its residual. With
+        # MMPose's init its attention branch (relu(q k^T)^2 ~ 9 for every token pair: gamma, beta ~ U(0, 1)) outgrows
+        # the residual within ~20 AdamW steps from scratch at batch 16, mixes all keypoints, then dies (kernel -> 0)
+        # and training sits at the constant prior. Loaded checkpoints overwrite it.
+        nn.init.zeros_(self.gau.o.weight)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.gau(self.mlp(self.final_layer(x).flatten(2)))

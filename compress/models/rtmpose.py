@@ -22,12 +22,12 @@ class RTMPosePose(PoseModel):
     """CSPNeXt backbone + RTMCC (SimCC, default) or heatmap head."""
 
     def __init__(self, variant: str, num_keypoints: int = 17, input_size: tuple[int, int] = (192, 256),
-                 head: str = "simcc", simcc_split_ratio: float | None = None):
+                 head: str = "simcc", simcc_split_ratio: float | None = None, spp: bool = True):
         super().__init__(num_keypoints, input_size, head, simcc_split_ratio)
         if variant not in SPECS:
             raise ValueError(f"unknown RTMPose variant {variant!r}; valid: {', '.join(SPECS)}")
         check_divisible(self.input_size, 32, f"RTMPose ({variant}, stride 32)")
-        self.backbone = CSPNeXt(*SPECS[variant])
+        self.backbone = CSPNeXt(*SPECS[variant], spp=spp)
         channels = self.backbone.out_channels
         if head == "simcc":
             w, h = self.input_size
