@@ -1,10 +1,10 @@
 """The schedules of ``edgepose quickstart``: one dataclass per stage, gathered in a ``QuickstartProfile``.
 
 Two profiles ship, both on the synthetic set's "easy" level at a 64x96 crop (the hard level stays for the
-distillation benchmark). ``FAST`` (``--fast``, 165-214 s on 2 cores): 400 train images, 200 val persons (40 gave
-an AP too noisy to compare students), a 16-epoch teacher (AP 0.51-0.55) and 4-epoch students (distillation gain
-+4 AP points on average over seeds, from -0.5 to +6.3: not yet steady; see the README).
-``DEFAULT``: 1600 images, a 20-epoch teacher (AP 0.76) and 8-epoch students, 13 minutes (README: the measured
+distillation benchmark). ``FAST`` (``--fast``, 165-298 s on 2 cores, over 3 minutes on a slow day): 400 train
+images, 200 val persons (40 gave an AP too noisy to compare students), a 16-epoch teacher (AP 0.51-0.55) and
+4-epoch students (distillation gain +4 AP points on average over seeds, from -0.5 to +6.3: not yet steady; see the
+README). ``DEFAULT``: 1600 images, a 20-epoch teacher (AP 0.76) and 8-epoch students, 13 minutes (README: the measured
 runs). Any other schedule is
 a YAML file of the same shape (``--config FILE``; unknown keys are refused by path)::
 
