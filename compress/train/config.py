@@ -74,6 +74,7 @@ class TrainConfig:
     grad_clip: float | None = None
     ema_decay: float | None = None
     eval_every: int = 1
+    save_every: int = 1  # write last.pth every N epochs (and whenever validating, and after the last epoch)
     flip_test: bool = False
     max_iters_per_epoch: int | None = None  # cap for smoke runs and tests
     distill: DistillConfig | None = None  # Fast Pose Distillation from a teacher checkpoint (compress/train/distill.py)
@@ -84,6 +85,9 @@ class TrainConfig:
             raise ConfigError(f"epochs must be at least 1, got {self.epochs}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
+        if self.eval_every < 1 or self.save_every < 1:
+            raise ConfigError(f"eval_every and save_every must be at least 1, got {self.eval_every} and "
+                              f"{self.save_every}")
 
     def model_card(self) -> ModelCard:
         """The card the model is trained for (and that export will embed)."""

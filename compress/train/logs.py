@@ -45,6 +45,16 @@ class RunLog:
                     self._writer.add_scalar(key, value, metrics.get("epoch", 0))
             self._writer.flush()
 
+    def drop_after(self, epoch: int) -> None:
+        """Remove the rows of epochs after ``epoch`` (a resumed run trains them again)."""
+        if not self.enabled or not os.path.exists(self.path):
+            return
+        with open(self.path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        kept = [r for r in rows if float(r.get("epoch") or 0) <= epoch]
+        if len(kept) < len(rows):
+            _rewrite(self.path, _header(self.path), kept)
+
     def note(self, text: str) -> None:
         """Append a line to ``out_dir/notes.txt``."""
         if self.enabled:
@@ -57,12 +67,13 @@ class RunLog:
             self._writer.close()
 
 
-def _rewrite(path: str, columns: list[str]) -> None:
-    """Rewrite the CSV under ``columns`` (atomically; missing cells empty)."""
+def _rewrite(path: str, columns: list[str], rows: list[dict] | None = None) -> None:
+    """Rewrite the CSV (or ``rows``) under ``columns`` (atomically; missing cells empty)."""
     from edgepose.io import atomic_path
 
-    with open(path, encoding="utf-8", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    if rows is None:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()

@@ -249,6 +249,8 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
         state = State(**payload["state"])
         set_rng_state(payload["rng"])
     log = RunLog(config.out_dir, enabled=ctx.is_main)
+    if resume:  # epochs logged after the last checkpoint (save_every > 1) are trained again: drop their rows
+        log.drop_after(state.epoch)
     metrics: dict = {}
     for epoch in range(state.epoch, config.epochs):
         set_epoch(train_loader, epoch)
@@ -294,11 +296,12 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
         state.epoch = epoch + 1
         metrics = {"epoch": state.epoch, "iteration": state.iteration, "lr": lr, "train_loss": train_loss,
                    "epoch_seconds": time.time() - started}
-        if ctx.is_main and (state.epoch % config.eval_every == 0 or state.epoch == config.epochs):
+        validate = state.epoch % config.eval_every == 0 or state.epoch == config.epochs
+        if ctx.is_main and validate:
             scored = ema.module if ema is not None else model
             metrics.update(evaluate(scored, val_loader, card, out_dir=os.path.join(config.out_dir, "eval"),
                                     flip=config.flip_test, device=ctx.device, progress=progress))
-        if ctx.is_main:
+        if ctx.is_main and (validate or state.epoch % config.save_every == 0):
             ap = metrics.get("AP", -1.0)
             improved = ap > state.best_ap
             state.best_ap = max(state.best_ap, ap)
@@ -312,6 +315,7 @@ def train(config: TrainConfig, resume: bool | str = False, progress: bool = True
             save_checkpoint(last, model, card, **extra)
             if improved and "AP" in metrics:  # the same bytes: a hard link (a copy where links fail), no 2nd save
                 same_file(last, os.path.join(config.out_dir, "best.pth"))
+        if ctx.is_main:
             log.write(metrics)
             line(epoch_line(metrics, config.epochs), enabled=progress)
         state.best_ap = distributed.broadcast(ctx, state.best_ap)

@@ -90,6 +90,42 @@ def test_resume_after_kill_mid_epoch_is_exact(synth, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
 
 
+def test_save_every_resumes_from_the_last_checkpoint_and_drops_later_log_rows(synth, tmp_path, monkeypatch):
+    """save_every 2: epoch 3 is logged but not saved; a crash while saving epoch 4 resumes from epoch 2, drops epoch
+    3's row, and ends with the uninterrupted run's weights and one row per epoch."""
+    import compress.train.loop as loop
+
+    spec = {"epochs": 4, "max_iters_per_epoch": 2, "save_every": 2, "eval_every": 2}
+    whole = from_dict(TrainConfig, config_dict(synth, tmp_path / "whole", **spec))
+    train(whole, progress=False)
+    saved_epochs = []
+    real_save = loop.save_checkpoint
+
+    def crash_at_epoch_4(path, model, card, **extra):
+        saved_epochs.append(extra["state"]["epoch"])
+        if extra["state"]["epoch"] == 4:
+            raise KeyboardInterrupt
+        real_save(path, model, card, **extra)
+
+    crashed = from_dict(TrainConfig, config_dict(synth, tmp_path / "crashed", **spec))
+    monkeypatch.setattr(loop, "save_checkpoint", crash_at_epoch_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(crashed, progress=False)
+    assert saved_epochs == [2, 4]
+    log = tmp_path / "crashed" / "log.csv"
+    assert [int(float(r.split(",")[0])) for r in log.read_text().splitlines()[1:]] == [1, 2, 3]
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    train(crashed, resume=True, progress=False)
+    assert [int(float(r.split(",")[0])) for r in log.read_text().splitlines()[1:]] == [1, 2, 3, 4]
+    a, b = weights_of(tmp_path / "whole" / "last.pth"), weights_of(tmp_path / "crashed" / "last.pth")
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
+
+
+def test_save_every_must_be_positive(synth, tmp_path):
+    with pytest.raises(ConfigError, match="save_every"):
+        from_dict(TrainConfig, config_dict(synth, tmp_path / "x", save_every=0))
+
+
 def test_ddp_two_processes_gloo_agree(synth, tmp_path):
     spec = config_dict(synth, tmp_path / "ddp", epochs=1, max_iters_per_epoch=2)
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(spec))
