@@ -85,33 +85,35 @@ def hourglass_student(num_keypoints: int = 17, input_size: Size = (192, 256), he
     return _record(model, "hourglass_student", stacks=stacks, channels=channels, simcc_split_ratio=simcc_split_ratio)
 
 
-def _simple(depth: int, num_keypoints: int, input_size: Size, head: str, simcc_split_ratio: float | None) -> PoseModel:
-    model = SimpleBaselinePose(depth, num_keypoints, input_size, head, simcc_split_ratio)
-    return _record(model, f"simple_baseline_{depth}", simcc_split_ratio=simcc_split_ratio)
+def _simple(depth: int, num_keypoints: int, input_size: Size, head: str, simcc_split_ratio: float | None,
+            deconv_channels: int) -> PoseModel:
+    model = SimpleBaselinePose(depth, num_keypoints, input_size, head, simcc_split_ratio, deconv_channels)
+    return _record(model, f"simple_baseline_{depth}", simcc_split_ratio=simcc_split_ratio,
+                   deconv_channels=None if deconv_channels == 256 else deconv_channels)
 
 
 def simple_baseline_18(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "heatmap",
-                       simcc_split_ratio: float | None = None) -> PoseModel:
+                       simcc_split_ratio: float | None = None, deconv_channels: int = 256) -> PoseModel:
     """SimpleBaseline with a ResNet-18 backbone."""
-    return _simple(18, num_keypoints, input_size, head, simcc_split_ratio)
+    return _simple(18, num_keypoints, input_size, head, simcc_split_ratio, deconv_channels)
 
 
 def simple_baseline_34(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "heatmap",
-                       simcc_split_ratio: float | None = None) -> PoseModel:
+                       simcc_split_ratio: float | None = None, deconv_channels: int = 256) -> PoseModel:
     """SimpleBaseline with a ResNet-34 backbone."""
-    return _simple(34, num_keypoints, input_size, head, simcc_split_ratio)
+    return _simple(34, num_keypoints, input_size, head, simcc_split_ratio, deconv_channels)
 
 
 def simple_baseline_50(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "heatmap",
-                       simcc_split_ratio: float | None = None) -> PoseModel:
+                       simcc_split_ratio: float | None = None, deconv_channels: int = 256) -> PoseModel:
     """SimpleBaseline-ResNet-50 (paper: 34.0M params, 8.9 GFLOPs at 256x192), the usual strong teacher."""
-    return _simple(50, num_keypoints, input_size, head, simcc_split_ratio)
+    return _simple(50, num_keypoints, input_size, head, simcc_split_ratio, deconv_channels)
 
 
 def simple_baseline_101(num_keypoints: int = 17, input_size: Size = (192, 256), head: str = "heatmap",
-                        simcc_split_ratio: float | None = None) -> PoseModel:
+                        simcc_split_ratio: float | None = None, deconv_channels: int = 256) -> PoseModel:
     """SimpleBaseline-ResNet-101 (paper: 53.0M params, 12.4 GFLOPs at 256x192)."""
-    return _simple(101, num_keypoints, input_size, head, simcc_split_ratio)
+    return _simple(101, num_keypoints, input_size, head, simcc_split_ratio, deconv_channels)
 
 
 def _rtmpose(name: str, num_keypoints: int, input_size: Size, head: str, simcc_split_ratio: float | None,

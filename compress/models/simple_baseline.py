@@ -94,11 +94,13 @@ class SimpleBaselinePose(PoseModel):
     SimCC ResNet configs, which drop the deconvolutions)."""
 
     def __init__(self, depth: int = 50, num_keypoints: int = 17, input_size: tuple[int, int] = (192, 256),
-                 head: str = "heatmap", simcc_split_ratio: float | None = None):
+                 head: str = "heatmap", simcc_split_ratio: float | None = None, deconv_channels: int = 256):
         super().__init__(num_keypoints, input_size, head, simcc_split_ratio)
         check_divisible(self.input_size, 32, f"SimpleBaseline (ResNet-{depth}, stride 32)")
+        if deconv_channels < 1:
+            raise ValueError(f"deconv_channels must be positive, got {deconv_channels}")
         self.backbone = ResNet(depth)
-        deconvs = (256, 256, 256) if head == "heatmap" else ()
+        deconvs = (deconv_channels,) * 3 if head == "heatmap" else ()
         self.keypoint_head = make_head(self, self.backbone.out_channels, 32, deconvs)
         init_conv_normal(self.keypoint_head)
 

@@ -190,6 +190,21 @@ def test_arch_round_trip():
     assert build_model("lite_hrnet_tiny", input_size=[96, 128]).arch["input_size"] == (96, 128)
 
 
+def test_simple_baseline_deconv_channels_narrow_the_head_only():
+    """deconv_channels 128: the three deconvolutions and the final 1x1 conv shrink, the ResNet does not; the arch
+    records it (a checkpoint rebuilds it) and the 256-channel default records nothing (MMPose's layout)."""
+    narrow = build_model("simple_baseline_18", input_size=(64, 96), deconv_channels=128)
+    wide = build_model("simple_baseline_18", input_size=(64, 96))
+    assert "deconv_channels" not in wide.arch and narrow.arch["deconv_channels"] == 128
+    assert narrow.keypoint_head.final_layer.in_channels == 128 and wide.keypoint_head.final_layer.in_channels == 256
+    assert count_params(narrow.backbone) == count_params(wide.backbone)
+    assert count_flops(narrow, (64, 96)) < 0.75 * count_flops(wide, (64, 96))
+    assert narrow(image(2, 64, 96))["heatmaps"].shape == (2, 17, 24, 16)
+    assert build_model(**narrow.arch).state_dict().keys() == narrow.state_dict().keys()
+    with pytest.raises(ValueError, match="deconv_channels"):
+        build_model("simple_baseline_18", deconv_channels=0)
+
+
 def test_build_errors_name_the_problem():
     with pytest.raises(ValueError, match="unknown model 'lite_hrnet_99'.*lite_hrnet_18.*simple_baseline_50"):
         build_model("lite_hrnet_99")
