@@ -1,11 +1,12 @@
 """The schedules of ``edgepose quickstart``: one dataclass per stage, gathered in a ``QuickstartProfile``.
 
 Two profiles ship, both on the synthetic set's "easy" level at a 64x96 crop (the hard level stays for the
-distillation benchmark). ``FAST`` (``--fast``, 165-298 s on 2 cores, over 3 minutes on a slow day): 400 train
-images, 200 val persons (40 gave an AP too noisy to compare students), a 16-epoch teacher (AP 0.51-0.55) and
-4-epoch students (distillation gain +4 AP points on average over seeds, from -0.5 to +6.3: not yet steady; see the
-README). ``DEFAULT``: 1600 images, a 20-epoch teacher (AP 0.76) and 8-epoch students, 13 minutes (README: the measured
-runs). Any other schedule is
+distillation benchmark). ``FAST`` (``--fast``; 204 s on 2 cores on 2026-12-02, over the 3-minute goal that day):
+400 train images, 200 val persons (40 gave an AP too noisy to compare students), a 16-epoch teacher trained with
+bfloat16 autocast where the CPU has it (AP 0.515 in 103 s; float32: AP 0.508 in 142 s, same machine) and
+4-epoch students distilled from the teacher's heatmaps plus a feature hint (distillation gains over seeds and
+teachers from -2.5 to +5.7 AP points: not steady at 4 epochs; see the README). ``DEFAULT``: 1600 images, a 20-epoch
+teacher (AP 0.76) and 8-epoch students, 13 minutes (README: the measured runs). Any other schedule is
 a YAML file of the same shape (``--config FILE``; unknown keys are refused by path)::
 
     name: mine
@@ -56,6 +57,7 @@ class TrainStage:
 
     model: str
     epochs: int
+    kwargs: dict = field(default_factory=dict)  # extra constructor arguments (build_model), e.g. deconv_channels
     lr: float = 3e-3
     batch_size: int = 16
     warmup_iters: int = 100
@@ -74,6 +76,8 @@ class StudentStage(TrainStage):
     """The student, trained with Fast Pose Distillation from the teacher."""
 
     alpha: float = 0.5  # the teacher's share of the loss (the rest is the ground truth)
+    # feature-level terms ({student: module, teacher: module, weight}), as distill.features of a training config
+    features: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -139,11 +143,16 @@ class QuickstartProfile:
 FAST_CARD = {**CARD, "input_size": [64, 96], "heatmap_size": [16, 24], "sigma": 2.0, "blur_kernel_size": 5}
 FAST_AUGMENT = {"scale_range": [0.85, 1.15], "rotation": 10.0, "rotate_prob": 0.3, "shift": 0.05, "half_body_prob": 0.0}
 
+# A FitNets-style hint: the student's last features, through a 1x1 adapter, imitate the teacher's upsampled ones
+# (same 16x24 grid as the heatmaps).
+FAST_HINT = {"student": "backbone", "teacher": "keypoint_head.deconv_layers", "weight": 1e-3}
+
 FAST = QuickstartProfile(
     name="fast",
     data=DataStage(train=400, val=200, level="easy"),
-    teacher=TrainStage("simple_baseline_18", epochs=16, lr=5e-3, warmup_iters=20, eval_every=4),
-    student=StudentStage("lite_hrnet_tiny", epochs=4, lr=5e-3, warmup_iters=20, eval_every=4),
+    teacher=TrainStage("simple_baseline_18", epochs=16, lr=5e-3, warmup_iters=20, eval_every=8, cpu_bf16=True),
+    student=StudentStage("lite_hrnet_tiny", epochs=4, lr=5e-3, warmup_iters=20, eval_every=4,
+                         features=[dict(FAST_HINT)]),
     prune=PruneStage(target_flops_ratio=0.3, epochs=1),
     quantize=QuantizeStage(calib_images=32),
     benchmark=BenchStage(rounds=20),

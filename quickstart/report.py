@@ -125,13 +125,19 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _teacher(stage) -> str:
+    """'16 epochs' plus what differs from the plain model: constructor arguments, bfloat16 training."""
+    extra = [f"{k} {v}" for k, v in stage.kwargs.items()] + (["bfloat16 autocast"] if stage.cpu_bf16 else [])
+    return _plural(stage.epochs, "epoch") + (f" ({', '.join(extra)})" if extra else "")
+
+
 def notes(ctx: Context, bench: dict, table: list[dict]) -> list[str]:
     """What the numbers mean (and do not); the last ones depend on what was measured."""
     p = ctx.profile
     level = ("easy level: one large upright person facing the camera per image, little clutter, no occluders"
              if p.data.level == "easy" else "hard level: 1-4 persons, clutter, distractors, occluders")
     size = (f"{p.data.train} train / {p.data.val} val synthetic images ({level}), "
-            f"input {p.card['input_size'][0]}x{p.card['input_size'][1]}, teacher {_plural(p.teacher.epochs, 'epoch')}, "
+            f"input {p.card['input_size'][0]}x{p.card['input_size'][1]}, teacher {_teacher(p.teacher)}, "
             f"student {_plural(p.student.epochs, 'epoch')}, pruning fine-tuned {_plural(p.prune.epochs, 'epoch')}")
     if p.low_accuracy:
         first = (f"**Accuracy is low by design.** The '{p.name}' profile ({size}) exercises every stage, it does "
@@ -149,8 +155,12 @@ def notes(ctx: Context, bench: dict, table: list[dict]) -> list[str]:
            f"warm-up runs; load average at the time {load} (other processes on the machine inflate these numbers)."]
     by = {r["variant"]: r for r in table}
     alone, distilled = by["student_alone_fp32"]["AP"], by["student_fp32"]["AP"]
+    how = f"the teacher's heatmaps at weight {p.student.alpha:g}"
+    if p.student.features:
+        how += " plus " + ", ".join(f"its '{f['teacher']}' features imitated by the student's '{f['student']}' "
+                                    f"(1x1 adapter, weight {f.get('weight', 1.0):g})" for f in p.student.features)
     out.append(f"Distillation: the student trained alone reaches AP {alone:.3f}; the same student, schedule and seed "
-               f"distilled from the teacher ({by['teacher_fp32']['AP']:.3f}) reaches {distilled:.3f} "
+               f"distilled from the teacher ({by['teacher_fp32']['AP']:.3f}; {how}) reaches {distilled:.3f} "
                f"({100 * (distilled - alone):+.1f} points).")
     col = f"ms_per_person_b{max(s['batches'])}"  # the largest batch: the steadiest numbers
     if by["pruned_fp32"][col] >= 0.95 * by["student_fp32"][col]:

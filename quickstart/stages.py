@@ -87,15 +87,17 @@ def train_config(ctx: Context, stage: TrainStage, name: str, teacher: str | None
         "card": dict(p.card),
         "data": {"train_ann": train_ann, "train_images": train_images, "val_ann": val_ann, "val_images": val_images,
                  "batch_size": stage.batch_size, "val_batch_size": 64, "workers": p.loader_workers},
-        "model": {"name": stage.model}, "augment": dict(p.augment),
+        "model": {"name": stage.model, "kwargs": dict(stage.kwargs)}, "augment": dict(p.augment),
         "optim": {"name": "adamw", "lr": stage.lr, "weight_decay": 1e-4, "warmup_iters": stage.warmup_iters,
                   "schedule": "cosine", "min_lr_ratio": 0.02},
         "epochs": stage.epochs, "out_dir": ctx.path(name), "seed": p.seed,
         "max_iters_per_epoch": stage.max_iters_per_epoch, "eval_every": stage.eval_every,
+        "save_every": stage.eval_every,  # a checkpoint per validation: resumable, without a write every epoch
         "cpu_bf16": stage.cpu_bf16,
     }
     if teacher is not None:
-        spec["distill"] = {"teacher": teacher, "alpha": stage.alpha}
+        spec["distill"] = {"teacher": teacher, "alpha": stage.alpha,
+                           "features": [dict(f) for f in getattr(stage, "features", [])]}
     config = from_dict(TrainConfig, spec, f"quickstart {name}")
     _dump_yaml(ctx.path(f"{name}/config.yaml"), to_dict(config))
     return config

@@ -32,8 +32,10 @@ from quickstart.stages import VARIANTS
 MICRO = QuickstartProfile(
     name="micro",
     data=DataStage(train=8, val=4, workers=1),
-    teacher=TrainStage("simple_baseline_18", epochs=1, batch_size=4, warmup_iters=1, max_iters_per_epoch=2),
-    student=StudentStage("lite_hrnet_tiny", epochs=1, batch_size=4, warmup_iters=1, max_iters_per_epoch=2),
+    teacher=TrainStage("simple_baseline_18", epochs=1, batch_size=4, warmup_iters=1, max_iters_per_epoch=2,
+                       kwargs={"deconv_channels": 32}),
+    student=StudentStage("lite_hrnet_tiny", epochs=1, batch_size=4, warmup_iters=1, max_iters_per_epoch=2,
+                         features=[{"student": "backbone", "teacher": "keypoint_head.deconv_layers", "weight": 1e-3}]),
     prune=PruneStage(target_flops_ratio=0.25, epochs=1, warmup_iters=1, max_iters_per_epoch=2),
     quantize=QuantizeStage(calib_images=4),
     benchmark=BenchStage(rounds=2, warmup=1),
@@ -99,6 +101,9 @@ def test_micro_run_writes_every_stage_output_and_the_report(micro):
     alone = yaml.safe_load((out / "student_alone" / "config.yaml").read_text())
     distilled = yaml.safe_load((out / "student" / "config.yaml").read_text())
     assert alone["distill"] is None and distilled["distill"]["teacher"].endswith("teacher/last.pth")
+    assert distilled["distill"]["features"] == [{"student": "backbone", "teacher": "keypoint_head.deconv_layers",
+                                                 "weight": 1e-3}]
+    assert yaml.safe_load((out / "teacher" / "config.yaml").read_text())["model"]["kwargs"] == {"deconv_channels": 32}
     assert {k: v for k, v in alone.items() if k not in ("distill", "out_dir")} == \
         {k: v for k, v in distilled.items() if k not in ("distill", "out_dir")}
     assert by["student_alone_fp32"]["gflops"] == by["student_fp32"]["gflops"]
@@ -116,6 +121,7 @@ def test_micro_run_writes_every_stage_output_and_the_report(micro):
         assert sum(line.startswith(f"| {name} |") for line in text.splitlines()) == 1, name
     assert "Accuracy is low by design" in text and "## Machine" in text and "edgepose prune" in text
     assert "## Recommended for this CPU" in text and "Distillation: the student trained alone reaches AP" in text
+    assert "teacher 1 epoch (deconv_channels 32)" in text and "'keypoint_head.deconv_layers' features" in text
     assert "skipped: no TensorRT" in text or "engines/" in text
 
 
