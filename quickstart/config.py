@@ -6,7 +6,7 @@ distillation benchmark). ``FAST`` (``--fast``; 204 s on 2 cores on 2026-12-02, o
 bfloat16 autocast where the CPU has it (AP 0.515 in 103 s; float32: AP 0.508 in 142 s, same machine) and
 4-epoch students distilled from the teacher's heatmaps plus a feature hint (distillation gains over seeds and
 teachers from -2.5 to +5.7 AP points: not steady at 4 epochs; see the README). ``DEFAULT``: 1600 images, a 20-epoch
-teacher (AP 0.76) and 8-epoch students, 13 minutes (README: the measured runs). Any other schedule is
+teacher (AP 0.77) and 8-epoch students, 13-19 minutes (README: the measured runs). Any other schedule is
 a YAML file of the same shape (``--config FILE``; unknown keys are refused by path)::
 
     name: mine
