@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,16 @@ def edgepose_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EDGEPOSE_CACHE_DIR", str(folder))
         yield folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def interruptible_children():
+    """Ctrl-C tests send SIGINT to child processes. A shell without job control starts background jobs with SIGINT
+    ignored (``cmd &`` in a script, as some CI runners do), and an ignored signal stays ignored across exec: the
+    children would never see it. Give this process Python's own handler back so that they start with the default."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture(scope="session")
