@@ -178,7 +178,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``edgepose quickstart``."""
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--fast", action="store_true",
-                       help="the fast profile: about 3 minutes on 2 CPU cores, on an easy synthetic task")
+                       help="the fast profile: 3-4 minutes on 2 CPU cores, on an easy synthetic task")
     which.add_argument("--config", metavar="PROFILE.yaml",
                        help="a profile of your own (see quickstart/config.py)")
     parser.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")

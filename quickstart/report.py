@@ -127,7 +127,9 @@ def _plural(n: int, word: str) -> str:
 
 def _teacher(stage) -> str:
     """'16 epochs' plus what differs from the plain model: constructor arguments, bfloat16 training."""
-    extra = [f"{k} {v}" for k, v in stage.kwargs.items()] + (["bfloat16 autocast"] if stage.cpu_bf16 else [])
+    extra = [f"{k} {v}" for k, v in stage.kwargs.items()]
+    if stage.cpu_bf16:
+        extra.append("bfloat16 autocast where the CPU has it")
     return _plural(stage.epochs, "epoch") + (f" ({', '.join(extra)})" if extra else "")
 
 
