@@ -29,7 +29,8 @@ class RunLog:
         if not self.enabled:
             return
         row = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) or v is None}
-        new = not os.path.exists(self.path)
+        # empty: a run stopped between creating the file and writing its header (Ctrl-C right after a save)
+        new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
         columns = list(row) if new else _header(self.path)
         if not new and any(k not in columns for k in row):
             columns += [k for k in row if k not in columns]
@@ -47,7 +48,7 @@ class RunLog:
 
     def drop_after(self, epoch: int) -> None:
         """Remove the rows of epochs after ``epoch`` (a resumed run trains them again)."""
-        if not self.enabled or not os.path.exists(self.path):
+        if not self.enabled or not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
             return
         with open(self.path, encoding="utf-8", newline="") as fh:
             rows = list(csv.DictReader(fh))

@@ -70,3 +70,16 @@ def test_run_log_widens_when_validation_starts_after_the_first_epoch(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
     assert [r["AP"] for r in rows] == ["", "0.25", ""] and "note" not in rows[0]
+
+
+def test_run_log_treats_an_empty_file_as_new(tmp_path):
+    """A run stopped between creating log.csv and writing its header leaves an empty file: resuming writes the
+    header and the row instead of failing on the missing header."""
+    from compress.train.logs import RunLog
+
+    (tmp_path / "log.csv").write_text("")
+    log = RunLog(str(tmp_path))
+    log.drop_after(0)
+    log.write({"epoch": 1, "train_loss": 0.5})
+    log.close()
+    assert (tmp_path / "log.csv").read_text().splitlines() == ["epoch,train_loss", "1,0.5"]

@@ -361,7 +361,7 @@ def test_sigterm_on_a_video_says_the_frame_and_keeps_consistent_files(tmp_path, 
     time.sleep(0.3)
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=60)
-    assert run.returncode == 143
+    assert run.returncode == 143, err
     line = one_line(err)
     frames = int(re.fullmatch(rf"edgepose predict: interrupted by SIGTERM at frame (\d+) of 300 of "
                               rf"{re.escape(str(tmp_path / 'walk.avi'))} \(input 1 of 1\); .* holds the \d+ poses "
